@@ -1,0 +1,37 @@
+"""The sentence-transformers files that let ``SentenceTransformer(path)`` open an artifact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tunerflow.modeling.embedding_model import ModelSpec
+from tunerflow.options import Pooling
+
+
+def write_st_files(directory: Path, spec: ModelSpec) -> None:
+    """Write modules.json, sentence_bert_config.json and 1_Pooling/config.json for ``spec``."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if spec.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    _write_json(directory / "modules.json", modules)
+    _write_json(directory / "sentence_bert_config.json", {"max_seq_length": spec.max_length, "do_lower_case": False})
+    _write_json(
+        directory / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": spec.dimension,
+            "pooling_mode_cls_token": spec.pooling is Pooling.CLS,
+            "pooling_mode_mean_tokens": spec.pooling is Pooling.MEAN,
+            "pooling_mode_max_tokens": spec.pooling is Pooling.MAX,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        },
+    )
+    _write_json(directory / "config_sentence_transformers.json", {"similarity_fn_name": "cosine"})
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,58 @@
+"""The interface every inference backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from tunerflow.inference.batching import check_texts, length_sorted_batches, tokenize
+from tunerflow.modeling.embedding_model import ModelSpec
+
+
+class InferenceBackend(ABC):
+    """Embeds texts. Subclasses implement :meth:`forward` on one padded batch.
+
+    Attributes:
+        spec: the model's pooling, normalisation, max length and dimension.
+        batch_size: texts per forward pass unless :meth:`embed` is told otherwise.
+        name: the backend's name (``torch``, ``onnx``, ``onnx-int8``).
+    """
+
+    name = "base"
+
+    def __init__(self, tokenizer, spec: ModelSpec, batch_size: int = 32) -> None:
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.batch_size = int(batch_size)
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+
+    @property
+    def dimension(self) -> int:
+        return self.spec.dimension
+
+    @abstractmethod
+    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Pooled float32 embeddings of shape (batch, dimension) for one padded batch."""
+
+    def embed(self, texts: Sequence[str], batch_size: int | None = None, normalize: bool | None = None) -> np.ndarray:
+        """Embed ``texts`` in their order; returns float32 of shape (len(texts), dimension).
+
+        Args:
+            texts: the texts.
+            batch_size: overrides the backend's batch size for this call.
+            normalize: overrides the model's normalisation for this call.
+        """
+        texts = check_texts(texts)
+        output = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return output
+        token_ids = tokenize(self.tokenizer, texts, self.spec.max_length)
+        for positions, input_ids, attention_mask in length_sorted_batches(
+            token_ids, batch_size or self.batch_size, self.pad_id
+        ):
+            output[positions] = self.forward(input_ids, attention_mask)
+        if self.spec.normalize if normalize is None else normalize:
+            output /= np.maximum(np.linalg.norm(output, axis=1, keepdims=True), 1e-12)
+        return output

@@ -1,0 +1,44 @@
+"""Closed sets of options as ``str`` enums, parsed once with helpful errors."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TypeVar
+
+from tunerflow.errors import ConfigError
+
+E = TypeVar("E", bound=Enum)
+
+
+class Pooling(str, Enum):
+    """How token embeddings become one text embedding."""
+
+    MEAN = "mean"
+    CLS = "cls"
+    MAX = "max"
+
+
+class Backend(str, Enum):
+    """Inference engines behind :class:`tunerflow.inference.base.InferenceBackend`."""
+
+    TORCH = "torch"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"
+
+
+class DType(str, Enum):
+    """Compute precision of the PyTorch backend."""
+
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+
+def parse_enum(enum: type[E], value: object, what: str) -> E:
+    """Return ``enum(value)`` or raise a ConfigError that lists the valid choices."""
+    if isinstance(value, enum):
+        return value
+    try:
+        return enum(str(value).strip().lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in enum)
+        raise ConfigError(f"unknown {what} {value!r}; choose one of: {choices}") from None

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny random BERT models built offline, in seconds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing in the test suite may reach the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+WORDS = (
+    "the a an is are was of to in on for and or not what how why who when where which do does can "
+    "i you we they it this that my your learn python guitar play music cat cats dog dogs car cars "
+    "train trains fast slow best way good bad new old big small red blue green house city country "
+    "food eat cook water drink sky sun rain snow money bank credit score health tea coffee book read"
+).split()
+
+
+def build_tiny_model(directory: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """Write a random BERT with a small WordPiece vocabulary as a Hugging Face directory."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789?.,!'")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *[f"##{c}" for c in letters]]
+    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(seed)
+    BertModel(config).eval().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Each test session gets its own tunerflow cache (ONNX exports, unpacked zips)."""
+    monkeypatch.setenv("TUNERFLOW_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+TEXTS = [
+    "how do i learn python ?",
+    "what is the best way to learn guitar",
+    "cats and dogs",
+    "why is the sky blue",
+    "a",
+    "the best way to cook food fast and cheap in a small city house with water",
+    "credit score",
+    "",
+]

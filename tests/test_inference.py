@@ -1,0 +1,134 @@
+"""Backends and their options: each option has a test that fails if it were ignored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TEXTS
+from tunerflow.api import encode, get_model
+from tunerflow.errors import ConfigError, DataError, DeviceError
+from tunerflow.inference.batching import length_sorted_batches
+
+
+def test_order_is_restored_after_length_sorting(tiny_model_dir):
+    model = get_model(tiny_model_dir, batch_size=3)
+    together = model.embed(TEXTS)
+    one_by_one = np.stack([model.embed([text])[0] for text in TEXTS])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_batches_are_length_sorted():
+    token_ids = [[1] * n for n in (3, 9, 1, 7, 5)]
+    batches = list(length_sorted_batches(token_ids, batch_size=2, pad_id=0))
+    assert [list(b[0]) for b in batches] == [[1, 3], [4, 0], [2]]
+    assert [b[1].shape[1] for b in batches] == [9, 5, 1]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_batch_size_sets_forward_calls(tiny_model_dir, backend, monkeypatch):
+    model = get_model(tiny_model_dir, backend=backend, batch_size=3)
+    calls = []
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda ids, mask: calls.append(len(ids)) or original(ids, mask))
+    model.embed(TEXTS)
+    assert calls == [3, 3, 2]
+    calls.clear()
+    model.embed(TEXTS, batch_size=8)
+    assert calls == [8]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_max_length_truncates(tiny_model_dir, backend):
+    long_text = "the best way to learn python is to play guitar with cats and dogs " * 3
+    short = get_model(tiny_model_dir, backend=backend, max_length=6)
+    assert np.allclose(short.embed([long_text]), short.embed([long_text + " more words here"]), atol=1e-5)
+    full = get_model(tiny_model_dir, backend=backend, max_length=64)
+    assert not np.allclose(full.embed([long_text]), short.embed([long_text]), atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_normalize(tiny_model_dir, backend):
+    raw = get_model(tiny_model_dir, backend=backend, normalize=False).embed(TEXTS)
+    unit = get_model(tiny_model_dir, backend=backend, normalize=True).embed(TEXTS)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(unit, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-5)
+    per_call = get_model(tiny_model_dir, backend=backend, normalize=False).embed(TEXTS, normalize=True)
+    np.testing.assert_allclose(per_call, unit, atol=1e-5)
+
+
+def test_pooling_option_reaches_the_model(tiny_model_dir):
+    mean = get_model(tiny_model_dir, pooling="mean").embed(TEXTS)
+    cls = get_model(tiny_model_dir, pooling="cls").embed(TEXTS)
+    assert not np.allclose(mean, cls, atol=1e-3)
+    np.testing.assert_allclose(get_model(tiny_model_dir, is_onnx=True, pooling="cls").embed(TEXTS), cls, atol=1e-4)
+
+
+def test_bfloat16_is_close_to_float32_but_not_equal(tiny_model_dir):
+    fp32 = get_model(tiny_model_dir, dtype="float32").embed(TEXTS)
+    bf16 = get_model(tiny_model_dir, dtype="bfloat16").embed(TEXTS)
+    assert not np.allclose(fp32, bf16, atol=1e-6)
+    cosine = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert cosine.min() > 0.99
+
+
+def test_dtype_is_refused_for_onnx(tiny_model_dir):
+    with pytest.raises(ConfigError, match="torch backend only"):
+        get_model(tiny_model_dir, is_onnx=True, dtype="bfloat16")
+
+
+def test_threads(tiny_model_dir):
+    before = torch.get_num_threads()
+    try:
+        get_model(tiny_model_dir, threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    onnx_model = get_model(tiny_model_dir, is_onnx=True, threads=1)
+    assert onnx_model.session.get_session_options().intra_op_num_threads == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_cuda_without_gpu_is_an_error_not_a_fallback(tiny_model_dir, backend):
+    with pytest.raises(DeviceError, match="cuda"):
+        get_model(tiny_model_dir, backend=backend, device="cuda")
+
+
+def test_unknown_options_list_choices(tiny_model_dir):
+    with pytest.raises(ConfigError, match="torch, onnx, onnx-int8"):
+        get_model(tiny_model_dir, backend="tensorrt")
+    with pytest.raises(ConfigError, match="float32, bfloat16"):
+        get_model(tiny_model_dir, dtype="fp8")
+    with pytest.raises(DeviceError):
+        get_model(tiny_model_dir, device="tpu")
+    with pytest.raises(ConfigError, match="batch_size"):
+        get_model(tiny_model_dir, batch_size=0)
+
+
+def test_encode_list_and_doclist(tiny_model_dir):
+    from docarray import DocList
+    from docarray.documents import TextDoc
+
+    model = get_model(tiny_model_dir)
+    array = encode(model, TEXTS)
+    assert array.shape == (len(TEXTS), 32) and array.dtype == np.float32
+    docs = DocList[TextDoc]([TextDoc(text=t) for t in TEXTS])
+    assert encode(model, docs) is docs
+    np.testing.assert_allclose(np.stack([np.asarray(d.embedding) for d in docs]), array, atol=1e-6)
+
+
+def test_bad_inputs(tiny_model_dir):
+    from docarray import DocList
+    from docarray.documents import TextDoc
+
+    model = get_model(tiny_model_dir)
+    with pytest.raises(DataError, match="one string"):
+        model.embed("just one text")
+    with pytest.raises(DataError, match="text 1"):
+        model.embed(["fine", None])
+    with pytest.raises(DataError, match="document 1 .* has no text"):
+        encode(model, DocList[TextDoc]([TextDoc(text="a"), TextDoc()]))
+    assert model.embed([]).shape == (0, 32)
