@@ -10,6 +10,9 @@ import pytest
 # Nothing in the test suite may reach the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Executors in test Flows start by spawn: a fork after torch has run threads here can deadlock the child.
+os.environ.setdefault("JINA_MP_START_METHOD", "spawn")
+os.environ.setdefault("JINA_HIDE_SURVEY", "1")
 
 WORDS = (
     "the a an is are was of to in on for and or not what how why who when where which do does can "

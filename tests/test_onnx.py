@@ -68,7 +68,7 @@ def test_parity_failure_raises(tiny_model_dir, tmp_path):
 
 
 def test_onnx_backend_exports_plain_models_once(tiny_model_dir, tmp_path, monkeypatch):
-    from tunerflow.cache import cache_dir
+    from tunerflow.paths import cache_dir
 
     first = get_model(tiny_model_dir, is_onnx=True)
     exports = list(cache_dir("onnx").iterdir())

@@ -12,7 +12,7 @@ from tunerflow.options import Pooling, parse_enum
 
 def _oracle(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
     rows = []
-    for h, m in zip(hidden, mask):
+    for h, m in zip(hidden, mask, strict=True):
         kept = [h[i] for i in range(len(m)) if m[i] == 1]
         if mode == "cls":
             rows.append(h[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
 from tunerflow.errors import DataError
 from tunerflow.inference.base import InferenceBackend
 from tunerflow.inference.factory import open_backend
@@ -51,7 +50,7 @@ def encode(model: InferenceBackend | str | Path, data: Any, batch_size: int | No
     if _is_doclist(data):
         texts = texts_of_docs(data)
         embeddings = model.embed(texts, batch_size=batch_size)
-        for doc, row in zip(data, embeddings):
+        for doc, row in zip(data, embeddings, strict=True):
             doc.embedding = row
         return data
     return model.embed(data, batch_size=batch_size)

@@ -9,10 +9,10 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from tunerflow.artifact.layout import ARTIFACT_CONFIG, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_FILE, file_digest
-from tunerflow.cache import cache_dir
 from tunerflow.errors import ArtifactError, TunerflowError
 from tunerflow.modeling.embedding_model import EmbeddingModel, ModelSpec
 from tunerflow.modeling.loading import LoadedModel, quiet_transformers
+from tunerflow.paths import cache_dir
 
 
 def read_artifact_config(path: str | Path, verify: bool = True) -> tuple[Path, dict]:
@@ -34,7 +34,9 @@ def read_artifact_config(path: str | Path, verify: bool = True) -> tuple[Path, d
         if not isinstance(files, dict) or not files:
             raise ValueError("the file list is empty")
     except (ValueError, KeyError, TypeError, TunerflowError) as error:
-        raise ArtifactError(f"{config_file} is damaged or not a tunerflow artifact config: {error}", str(config_file)) from None
+        raise ArtifactError(
+            f"{config_file} is damaged or not a tunerflow artifact config: {error}", str(config_file)
+        ) from None
     if verify:
         verify_files(directory, files)
     return directory, config
@@ -52,7 +54,9 @@ def verify_files(directory: Path, files: dict[str, dict]) -> None:
                 f"artifact file {path} is truncated or altered: {size} bytes, expected {entry.get('size')}", str(path)
             )
         if file_digest(path) != entry.get("sha256"):
-            raise ArtifactError(f"artifact file {path} does not match its recorded SHA-256 (tampered or corrupt)", str(path))
+            raise ArtifactError(
+                f"artifact file {path} does not match its recorded SHA-256 (tampered or corrupt)", str(path)
+            )
 
 
 def load_artifact(path: str | Path, verify: bool = True) -> LoadedModel:

@@ -32,9 +32,7 @@ DEFAULT_PROBE_TEXTS = [
 ]
 
 
-def quantize_int8(
-    loaded: LoadedModel, fp32_path: Path, int8_path: Path, probe_texts: list[str] | None = None
-) -> dict:
+def quantize_int8(loaded: LoadedModel, fp32_path: Path, int8_path: Path, probe_texts: list[str] | None = None) -> dict:
     """Write ``int8_path`` from ``fp32_path``; return its cosine to fp32 on the probe texts."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -58,7 +56,9 @@ def quantize_int8(
         "cosine_to_fp32_mean": float(cosine.mean()),
         "cosine_to_fp32_min": float(cosine.min()),
     }
-    log.info("int8 model: cosine to fp32 mean %.5f, min %.5f", result["cosine_to_fp32_mean"], result["cosine_to_fp32_min"])
+    log.info(
+        "int8 model: cosine to fp32 mean %.5f, min %.5f", result["cosine_to_fp32_mean"], result["cosine_to_fp32_min"]
+    )
     return result
 
 

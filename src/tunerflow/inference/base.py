@@ -21,6 +21,7 @@ class InferenceBackend(ABC):
     """
 
     name = "base"
+    artifact: dict | None = None  # the artifact config when loaded from an artifact
 
     def __init__(self, tokenizer, spec: ModelSpec, batch_size: int = 32) -> None:
         self.tokenizer = tokenizer

