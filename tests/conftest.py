@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The executor modules are importable by their own names, as jina's py_modules loads them; a Flow's
+# spawned executor processes inherit sys.path and can then unpickle references to them.
+for _executor_dir in ("executors/encoder", "executors/tuner"):
+    if str(ROOT / _executor_dir) not in sys.path:
+        sys.path.insert(0, str(ROOT / _executor_dir))
 
 # Nothing in the test suite may reach the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

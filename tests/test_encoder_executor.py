@@ -19,10 +19,9 @@ from tunerflow.modeling import load_model
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
 
-ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("jina")
 
-from executors.encoder.tunerflow_encoder import EncoderExecutor  # noqa: E402
+from tunerflow_encoder import EncoderExecutor  # noqa: E402  (tests/conftest.py puts it on sys.path)
 
 
 def _docs(texts=TEXTS):
@@ -95,19 +94,6 @@ def test_executor_options_reach_the_backend(tiny_model_dir):
     try:
         current = executor.served.current
         assert (current.name, current.batch_size, current.spec.max_length) == ("onnx", 5, 8)
-    finally:
-        executor.close()
-
-
-def test_config_yml_loads(tiny_model_dir):
-    from jina import Executor
-
-    executor = Executor.load_config(
-        str(ROOT / "executors/encoder/config.yml"), uses_with={"model": str(tiny_model_dir), "dtype": "bfloat16"}
-    )
-    try:
-        assert type(executor).__name__ == "EncoderExecutor"
-        assert executor.served.current.dtype.value == "bfloat16"
     finally:
         executor.close()
 

@@ -90,6 +90,11 @@ class EncoderExecutor(Executor):
         """What is served: model, backend, spec and, for int8, its cosine to fp32."""
         return self.served.info()
 
+    def describe(self) -> dict:
+        """Served model and backend settings (for logs and tests)."""
+        current = self.served.current
+        return {**self.served.info(), "dtype": getattr(getattr(current, "dtype", None), "value", "float32")}
+
     def close(self) -> None:
         self.served.stop()
         super().close()

@@ -1,0 +1,38 @@
+"""Every executor config.yml loads with jina (in a fresh interpreter, as `jina executor` would)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("jina")
+
+LOAD = """
+import json, sys
+from jina import Executor
+executor = Executor.load_config(sys.argv[1], uses_with=json.loads(sys.argv[2]))
+print(json.dumps({"class": type(executor).__name__, "info": executor.describe()}))
+executor.close()
+"""
+
+
+def _load(config: str, uses_with: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD, str(ROOT / config), json.dumps(uses_with)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_encoder_config_loads(tiny_model_dir):
+    loaded = _load("executors/encoder/config.yml", {"model": str(tiny_model_dir), "dtype": "bfloat16"})
+    assert loaded["class"] == "EncoderExecutor"
+    assert loaded["info"]["backend"] == "torch" and loaded["info"]["dtype"] == "bfloat16"
