@@ -32,14 +32,20 @@ WORDS = (
 
 def build_tiny_model(directory: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
     """Write a random BERT with a small WordPiece vocabulary as a Hugging Face directory."""
+    import json
+
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertModel
 
     directory.mkdir(parents=True, exist_ok=True)
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789?.,!'")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *[f"##{c}" for c in letters]]
     (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 64})
+    )
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    assert tokenizer.tokenize("how do cats learn") == ["how", "do", "cats", "learn"]
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,

@@ -36,3 +36,19 @@ def test_encoder_config_loads(tiny_model_dir):
     loaded = _load("executors/encoder/config.yml", {"model": str(tiny_model_dir), "dtype": "bfloat16"})
     assert loaded["class"] == "EncoderExecutor"
     assert loaded["info"]["backend"] == "torch" and loaded["info"]["dtype"] == "bfloat16"
+
+
+def test_tuner_config_loads(tmp_path):
+    loaded = _load("executors/tuner/config.yml", {"home": str(tmp_path / "home")})
+    assert loaded["class"] == "TunerExecutor"
+    assert loaded["info"]["home"] == str(tmp_path / "home")
+    assert loaded["info"]["default_recipe"]["loss"] == "TripletMarginLoss"
+
+
+def test_flow_files_parse():
+    import yaml
+
+    for name in ("serve.yml", "train.yml"):
+        flow = yaml.safe_load((ROOT / "flows" / name).read_text())
+        for executor in flow["executors"]:
+            assert (ROOT / "flows" / executor["uses"]).resolve().is_file()

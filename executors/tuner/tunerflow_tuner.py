@@ -1,0 +1,133 @@
+"""TunerExecutor: labelled documents in, training runs in the background, artifacts out.
+
+No ``from __future__ import annotations`` here: jina reads the endpoint
+annotations at run time to build document and parameter schemas.
+"""
+
+import base64
+import hashlib
+from typing import Optional
+
+import torch
+from docarray import DocList
+from jina import Executor, requests
+
+from tunerflow.data.records import make_record
+from tunerflow.errors import DataError
+from tunerflow.paths import home_dir, under_home
+from tunerflow.runs import RunManager
+from tunerflow.serving.documents import LabeledText
+from tunerflow.serving.tuner_params import ArtifactQuery, DatasetParameters, LogQuery, RunParameters, RunQuery
+from tunerflow.settings import section
+
+
+class TunerExecutor(Executor):
+    """Stores streamed training data, runs training in the background, publishes artifacts.
+
+    Args:
+        home: directory for datasets, runs and artifacts (default ``$TUNERFLOW_HOME``,
+            else ``./workspace``).
+        artifacts: where artifacts are published (default ``<home>/artifacts``);
+            relative paths resolve under the home.
+        config: the recipe file (default: the project's ``config.yml``).
+        threads: torch compute threads for training (default: the library's).
+    """
+
+    def __init__(
+        self,
+        home: Optional[str] = None,
+        artifacts: Optional[str] = None,
+        config: Optional[str] = None,
+        threads: Optional[int] = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if threads:
+            torch.set_num_threads(int(threads))
+        root = under_home(home) if home else home_dir()
+        self.manager = RunManager(root, section("recipe", config), artifacts=(root / artifacts) if artifacts else None)
+
+    @requests(on="/datasets/append")
+    def append(self, docs: DocList[LabeledText], parameters: DatasetParameters, **kwargs) -> DocList[LabeledText]:
+        """Append labelled documents to a dataset; all are checked before any is stored."""
+        if len(docs) == 0:
+            raise DataError("empty request: send labelled documents (text and label)")
+        records = [
+            make_record(doc.text, doc.resolved_label(), doc.id, f"document {index} (id {doc.id})")
+            for index, doc in enumerate(docs)
+        ]
+        return self.manager.append(parameters.dataset, records)
+
+    @requests(on="/datasets/list")
+    async def datasets(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
+        return {"datasets": self.manager.dataset_summaries()}
+
+    @requests(on="/runs/start")
+    def start(self, docs: DocList[LabeledText], parameters: RunParameters, **kwargs) -> DocList[LabeledText]:
+        """Validate and queue a run; answers at once with its record (status CREATED)."""
+        return self.manager.start(parameters.options()).to_dict()
+
+    # The async endpoints take plain dict parameters and validate them here: jina 3.33 wraps an async
+    # endpoint with a pydantic parameter model in a sync function and returns the coroutine unawaited.
+
+    @requests(on="/runs/status")
+    async def status(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        query = RunQuery(**parameters)
+        return self.manager.get(query.run_name).to_dict()
+
+    @requests(on="/runs/logs")
+    async def logs(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        query = LogQuery(**parameters)
+        text, next_offset = self.manager.logs(query.run_name, query.offset)
+        status = self.manager.get(query.run_name).status
+        return {"text": text, "next_offset": next_offset, "status": status.value}
+
+    @requests(on="/runs/metrics")
+    async def metrics(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        return self.manager.get(RunQuery(**parameters).run_name).metrics
+
+    @requests(on="/runs/list")
+    async def runs(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
+        keys = ("run_name", "experiment_name", "status", "details", "created_at", "finished_at")
+        return {"runs": [{key: record.to_dict()[key] for key in keys} for record in self.manager.list()]}
+
+    @requests(on="/runs/cancel")
+    async def cancel(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        return self.manager.cancel(RunQuery(**parameters).run_name).to_dict()
+
+    @requests(on="/runs/artifact")
+    async def artifact(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """One chunk of the finished run's artifact zip (base64); repeat with ``next_offset`` until done."""
+        query = ArtifactQuery(**parameters)
+        path = self.manager.artifact_zip(query.run_name)
+        total = path.stat().st_size
+        with path.open("rb") as handle:
+            handle.seek(query.offset)
+            chunk = handle.read(query.size)
+        answer = {
+            "name": path.name,
+            "offset": query.offset,
+            "next_offset": query.offset + len(chunk),
+            "total": total,
+            "data": base64.b64encode(chunk).decode("ascii"),
+        }
+        if query.offset + len(chunk) >= total:
+            answer["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return answer
+
+    @requests
+    def passthrough(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
+        """Other endpoints (``/encode`` in train.yml) pass through untouched to the encoder."""
+        return None
+
+    def describe(self) -> dict:
+        """Where state lives and the default recipe (for logs and tests)."""
+        return {
+            "home": str(self.manager.home),
+            "artifacts": str(self.manager.artifacts),
+            "default_recipe": self.manager.defaults,
+        }
+
+    def close(self) -> None:
+        self.manager.close()
+        super().close()

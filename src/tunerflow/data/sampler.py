@@ -1,0 +1,95 @@
+"""Label-balanced batches: every batch holds groups of up to ``m`` texts per label.
+
+Metric-learning losses need positives in the batch. Streamed data arrives in
+arbitrary order and request sizes, so the batches are made here, from the
+stored labels alone, deterministically for a seed and an epoch (which also
+makes resuming at a given batch exact).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tunerflow.errors import ConfigError, DataError
+
+
+class LabelBalancedBatches:
+    """Batches of record positions for each epoch.
+
+    Each epoch, every label with at least two texts is shuffled and cut into
+    groups of ``m`` (a last group of one is left for another epoch); the groups
+    are shuffled and packed into batches of at most ``batch_size``, one group
+    per label and batch. Labels with a single text cannot form a positive pair
+    and are not used.
+
+    Args:
+        labels: the label number of every record.
+        batch_size: texts per batch; at least ``2 * m``, so a batch holds two labels.
+        m: texts per label in a batch (``num_items_per_class``).
+        seed: with the epoch number, fixes the order.
+    """
+
+    def __init__(self, labels: np.ndarray, batch_size: int, m: int, seed: int) -> None:
+        if m < 2:
+            raise ConfigError(f"num_items_per_class must be at least 2 (a positive pair), got {m}")
+        if batch_size < 2 * m:
+            raise ConfigError(
+                f"batch_size {batch_size} is too small for {m} items per class: it must be at least "
+                f"2 * num_items_per_class = {2 * m} so that a batch holds two labels"
+            )
+        self.batch_size, self.m, self.seed = int(batch_size), int(m), int(seed)
+        labels = np.asarray(labels)
+        order = np.argsort(labels, kind="stable")
+        _, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+        self.groups = [order[s : s + c] for s, c in zip(starts, counts, strict=True) if c >= 2]
+        if len(self.groups) < 2:
+            raise DataError(
+                f"the training data has {len(self.groups)} label(s) with two or more texts; "
+                "metric learning needs at least two labels that each have a pair"
+            )
+        self.unused = int(counts[counts < 2].sum())
+        self.usable = int(sum(len(g) for g in self.groups))
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        """The batches of ``epoch`` (0-based), the same every time for the same seed.
+
+        A batch takes one group per label at most: a group whose label is already
+        in the batch waits for the next batch (at the end of the epoch, such
+        leftovers of very large labels are dropped until a later epoch).
+        """
+        rng = np.random.default_rng([self.seed, epoch])
+        chunks, owners = [], []
+        for label, group in enumerate(self.groups):
+            shuffled = rng.permutation(group)
+            for chunk in np.array_split(shuffled, range(self.m, len(shuffled), self.m)):
+                if len(chunk) >= 2:
+                    chunks.append(chunk)
+                    owners.append(label)
+        batches: list[np.ndarray] = []
+        current: list[np.ndarray] = []
+        used: set[int] = set()
+        deferred: list[int] = []
+
+        def place(index: int) -> None:
+            if owners[index] in used or sum(map(len, current)) + len(chunks[index]) > self.batch_size:
+                deferred.append(index)
+            else:
+                current.append(chunks[index])
+                used.add(owners[index])
+
+        def flush() -> None:
+            if len(used) >= 2:
+                batches.append(np.concatenate(current))
+            current.clear()
+            used.clear()
+
+        for index in rng.permutation(len(chunks)):
+            if sum(map(len, current)) + len(chunks[index]) > self.batch_size:
+                flush()
+                waiting = deferred[:]
+                deferred.clear()
+                for earlier in waiting:
+                    place(earlier)
+            place(index)
+        flush()
+        return batches

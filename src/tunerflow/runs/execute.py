@@ -1,0 +1,210 @@
+"""Execute one run: build everything from the recipe, train, evaluate, save and publish the artifact."""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tunerflow.artifact import save_artifact
+from tunerflow.artifact.publish import write_latest
+from tunerflow.data.sampler import LabelBalancedBatches
+from tunerflow.data.store import DatasetStore
+from tunerflow.errors import ConfigError
+from tunerflow.evaluation import EvaluationSet, evaluate
+from tunerflow.inference.torch_backend import TorchBackend, resolve_device
+from tunerflow.modeling.loading import LoadedModel, load_model
+from tunerflow.options import DType
+from tunerflow.runs.plot import plot_run
+from tunerflow.training.callbacks import Cancel, Checkpoint, EarlyStopping, Evaluation, KeepBest, Progress
+from tunerflow.training.checkpoint import load_checkpoint
+from tunerflow.training.components import build_loss, build_miner, build_optimizer
+from tunerflow.training.loop import train
+from tunerflow.training.recipe import Recipe
+from tunerflow.training.state import TrainSetup, TrainState
+
+EVAL_BATCH_SIZE = 128
+
+
+@dataclass
+class RunContext:
+    """What a run needs from its manager."""
+
+    name: str
+    recipe: Recipe
+    directory: Path
+    datasets: DatasetStore
+    artifacts: Path
+    log: logging.Logger
+    stop_reason: Callable[[], str | None]
+    progress: Progress | None = None
+
+
+@dataclass
+class RunOutcome:
+    status: str  # "finished", "cancelled" or "interrupted"
+    metrics: dict
+    artifact: Path | None = None
+
+
+def check_recipe(recipe: Recipe, datasets: DatasetStore) -> None:
+    """Refuse a recipe before anything runs: components, device, precision and datasets."""
+    device = resolve_device(recipe.device)
+    if recipe.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs a CUDA device; on the CPU use fp32 or bf16")
+    build_loss(recipe.loss, recipe.loss_options, num_classes=2, embedding_size=8)
+    build_miner(recipe.miner, recipe.miner_options)
+    build_optimizer(recipe.optimizer, recipe.optimizer_options, [torch.nn.Parameter(torch.zeros(1))], 1.0)
+    train_set = datasets.get(recipe.train_data)
+    LabelBalancedBatches(train_set.labels(), recipe.batch_size, recipe.num_items_per_class, recipe.seed)
+    for name in (recipe.eval_query_data, recipe.eval_index_data):
+        if name is not None and len(datasets.get(name)) == 0:
+            raise ConfigError(f"evaluation dataset {name!r} is empty")
+
+
+def evaluation_set(recipe: Recipe, datasets: DatasetStore) -> EvaluationSet | None:
+    if recipe.eval_query_data is None:
+        return None
+    queries = datasets.get(recipe.eval_query_data).read_all()
+    index = datasets.get(recipe.eval_index_data).read_all() if recipe.eval_index_data else None
+    return EvaluationSet(
+        query_ids=[r.id for r in queries],
+        query_texts=[r.text for r in queries],
+        query_labels=[r.label for r in queries],
+        index_ids=[r.id for r in index] if index else None,
+        index_texts=[r.text for r in index] if index else None,
+        index_labels=[r.label for r in index] if index else None,
+    )
+
+
+def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> TrainSetup:
+    device = resolve_device(recipe.device)
+    dataset = datasets.get(recipe.train_data)
+    labels = dataset.labels()
+    sampler = LabelBalancedBatches(labels, recipe.batch_size, recipe.num_items_per_class, recipe.seed)
+    model = loaded.model.to(device)
+    loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
+    miner = build_miner(recipe.miner, recipe.miner_options)
+    parameters = [p for p in model.parameters()] + [p for p in loss_fn.parameters()]
+    optimizer = build_optimizer(recipe.optimizer, recipe.optimizer_options, parameters, recipe.learning_rate)
+    scaler = torch.amp.GradScaler("cuda") if recipe.precision == "fp16" else None
+    return TrainSetup(
+        recipe=recipe,
+        model=model,
+        tokenizer=loaded.tokenizer,
+        loss_fn=loss_fn,
+        miner=miner,
+        optimizer=optimizer,
+        sampler=sampler,
+        dataset=dataset,
+        labels=labels,
+        device=device,
+        scaler=scaler,
+    )
+
+
+def execute_run(run: RunContext) -> RunOutcome:
+    """Train ``run.recipe`` (resuming from its checkpoint if there is one) and publish the artifact."""
+    recipe, log = run.recipe, run.log
+    torch.manual_seed(recipe.seed)
+    random.seed(recipe.seed)
+    loaded = load_model(recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
+    setup = build_setup(recipe, run.datasets, loaded)
+    checkpoint_dir = run.directory / "checkpoint"
+    if (checkpoint_dir / "state.json").is_file():
+        state = load_checkpoint(checkpoint_dir, setup)
+        log.info("resuming from the checkpoint after epoch %d (step %d)", state.epoch, state.step)
+    else:
+        state = TrainState(steps_per_epoch=[len(setup.sampler.epoch(e)) for e in range(recipe.epochs)])
+    eval_set = evaluation_set(recipe, run.datasets)
+    spec = loaded.spec
+    run.progress = Progress(log)
+    callbacks = [run.progress]
+    best_path = run.directory / "best.safetensors"
+    if eval_set is not None:
+        dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
+        embedder = TorchBackend(loaded, device=str(setup.device), dtype=dtype, batch_size=EVAL_BATCH_SIZE)
+
+        def current_metrics() -> dict:
+            setup.model.eval()  # the loop puts it back in training mode at the next epoch
+            return evaluate(embedder.embed, eval_set, limit=recipe.eval_limit)
+
+        callbacks.append(Evaluation(current_metrics, log))
+        if recipe.keep_best:
+            callbacks.append(KeepBest(recipe.best_metric, best_path, log))
+        if recipe.early_stopping_patience:
+            callbacks.append(EarlyStopping(recipe.early_stopping_patience, log))
+    callbacks += [Cancel(run.stop_reason), Checkpoint(checkpoint_dir, log)]
+    started = time.monotonic()
+    train(setup, state, callbacks)
+    if state.stop_reason in ("cancelled", "shutdown"):
+        return RunOutcome("cancelled" if state.stop_reason == "cancelled" else "interrupted", summarize(state, recipe))
+    if recipe.keep_best and best_path.is_file():
+        from safetensors.torch import load_file
+
+        setup.model.load_state_dict(load_file(str(best_path)))
+        log.info("keeping epoch %d (%s=%.5f)", state.best_epoch, recipe.best_metric, state.best_value)
+    metrics = summarize(state, recipe)
+    metrics["train_seconds"] = round(time.monotonic() - started, 1)
+    artifact = publish(run, LoadedModel(setup.model.cpu().eval(), loaded.tokenizer, spec, loaded.path), state, metrics)
+    return RunOutcome("finished", metrics, artifact)
+
+
+def summarize(state: TrainState, recipe: Recipe) -> dict:
+    """Metrics before, per epoch and after, under the reference tool's names, plus losses."""
+    before = next((e["metrics"] for e in state.evaluations if e["stage"] == "before"), None)
+    epochs = [{"epoch": e["epoch"], "metrics": e["metrics"]} for e in state.evaluations if e["stage"] == "epoch"]
+    chosen = state.best_epoch if recipe.keep_best and state.best_epoch else (epochs[-1]["epoch"] if epochs else None)
+    after = next((e["metrics"] for e in epochs if e["epoch"] == chosen), None)
+    return {
+        "primary_metric": recipe.best_metric,
+        "before": before,
+        "epochs": epochs,
+        "after": after,
+        "after_epoch": chosen,
+        "epoch_losses": state.epoch_losses,
+        "steps": state.step,
+        "total_steps": state.total_steps,
+        "stop_reason": state.stop_reason,
+    }
+
+
+def publish(run: RunContext, tuned: LoadedModel, state: TrainState, metrics: dict) -> Path:
+    """Save the artifact with its plot and metadata, zip it, then point ``LATEST`` at it."""
+    recipe = run.recipe
+    plot = plot_run(state, recipe.best_metric, run.directory / "training.png")
+    run_meta = {
+        "run_name": run.name,
+        "experiment_name": recipe.experiment_name,
+        "description": recipe.description,
+        "recipe": recipe.to_dict(),
+        "train_data": run.datasets.get(recipe.train_data).summary(),
+        "metrics": metrics,
+    }
+    target = run.artifacts / run.name
+    if target.exists():
+        shutil.rmtree(target)
+    probe = None
+    if recipe.int8 and recipe.eval_query_data:
+        queries = run.datasets.get(recipe.eval_query_data)
+        probe = [r.text for r in queries.read(range(min(64, len(queries))))]
+    run.log.info("saving the artifact%s", " with ONNX" if recipe.to_onnx else "")
+    save_artifact(
+        tuned,
+        target,
+        run=run_meta,
+        to_onnx=recipe.to_onnx,
+        int8=recipe.int8,
+        probe_texts=probe,
+        extra_files={"training.png": plot},
+        zip=True,
+    )
+    write_latest(run.artifacts, run.name)
+    run.log.info("published artifact %s", target)
+    return target

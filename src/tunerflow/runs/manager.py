@@ -1,0 +1,264 @@
+"""Runs in the background, one at a time, surviving restarts.
+
+Layout under the home directory::
+
+    datasets/<name>/       append-only datasets (see tunerflow.data.store)
+    runs/<name>/           record.json, log.txt, checkpoint/, best.safetensors, training.png
+    artifacts/<name>/      published artifacts (and <name>.zip), LATEST -> the newest
+
+A run that was STARTED when the process died resumes from its last epoch
+checkpoint when a manager opens the same home again; CREATED runs are
+queued again in creation order.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import traceback
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tunerflow.data.records import Record
+from tunerflow.data.store import DatasetStore, check_name
+from tunerflow.errors import ConfigError, TunerflowError
+from tunerflow.runs.execute import RunContext, check_recipe, execute_run
+from tunerflow.runs.record import RunRecord, RunStatus, now
+from tunerflow.training.recipe import Recipe
+
+log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class RunManager:
+    """Datasets, runs and artifacts under one home directory.
+
+    Args:
+        home: the directory holding datasets, runs and artifacts.
+        defaults: the default recipe (``config.yml``'s ``recipe`` section).
+        artifacts: where artifacts are published (default ``<home>/artifacts``).
+        start_worker: run queued runs in a background thread (tests may drive runs by hand).
+    """
+
+    def __init__(
+        self, home: str | Path, defaults: dict[str, Any], artifacts: str | Path | None = None, start_worker: bool = True
+    ) -> None:
+        self.home = Path(home)
+        self.defaults = dict(defaults)
+        self.datasets = DatasetStore(self.home / "datasets")
+        self.runs_dir = self.home / "runs"
+        self.artifacts = Path(artifacts) if artifacts else self.home / "artifacts"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: deque[str] = deque()
+        self._records: dict[str, RunRecord] = {}
+        self._active: RunContext | None = None
+        self._running: str | None = None  # set from dequeue to the end of the run
+        self._cancel: set[str] = set()
+        self._shutdown = False
+        self._recover()
+        self._worker: threading.Thread | None = None
+        if start_worker:
+            self._worker = threading.Thread(target=self._work, name="tunerflow-runs", daemon=True)
+            self._worker.start()
+
+    # ----------------------------------------------------------------- data
+
+    def append(self, dataset: str, records: list[Record]) -> dict:
+        """Store validated records in ``dataset`` (created on first use); returns its counts."""
+        return self.datasets.append(dataset, records)
+
+    def dataset_summaries(self) -> list[dict]:
+        return [self.datasets.get(name).summary() for name in self.datasets.names()]
+
+    # ----------------------------------------------------------------- runs
+
+    def start(self, options: dict[str, Any]) -> RunRecord:
+        """Validate a run (nothing starts if anything is wrong), record it as CREATED and queue it."""
+        recipe = Recipe.from_options(self.defaults, options)
+        check_recipe(recipe, self.datasets)
+        with self._lock:
+            name = recipe.run_name or self._new_name()
+            check_name(name, "run")
+            if name in self._records:
+                raise ConfigError(f"a run named {name!r} already exists; choose another run_name")
+            recipe.run_name = name
+            record = RunRecord(
+                run_name=name,
+                recipe=recipe.to_dict(),
+                experiment_name=recipe.experiment_name,
+                description=recipe.description,
+                created_at=now(),
+            )
+            record.details = self._queue_details()
+            record.save(self.runs_dir / name)
+            self._records[name] = record
+            self._queue.append(name)
+            self._wake.notify_all()
+        return record
+
+    def get(self, name: str) -> RunRecord:
+        with self._lock:
+            record = self._records.get(name)
+            if record is None:
+                known = ", ".join(sorted(self._records)) or "none yet"
+                raise ConfigError(f"no run named {name!r} (runs: {known})")
+            if self._active is not None and self._active.name == name and self._active.progress is not None:
+                record.progress = dict(self._active.progress.latest)
+            return record
+
+    def list(self) -> list[RunRecord]:
+        with self._lock:
+            return sorted(self._records.values(), key=lambda r: r.created_at)
+
+    def cancel(self, name: str) -> RunRecord:
+        record = self.get(name)
+        with self._lock:
+            if record.status is RunStatus.CREATED:
+                self._queue.remove(name)
+                self._finish(record, RunStatus.CANCELLED, "cancelled before it started")
+            elif record.status is RunStatus.STARTED:
+                self._cancel.add(name)
+                record.details = "cancelling: stops after the current step"
+        return record
+
+    def logs(self, name: str, offset: int = 0) -> tuple[str, int]:
+        """Log text of a run from byte ``offset``; returns the text and the next offset."""
+        self.get(name)
+        path = self.runs_dir / name / "log.txt"
+        if not path.is_file():
+            return "", offset
+        with path.open("rb") as handle:
+            handle.seek(max(0, offset))
+            data = handle.read()
+        return data.decode("utf-8", errors="replace"), max(0, offset) + len(data)
+
+    def artifact_zip(self, name: str) -> Path:
+        record = self.get(name)
+        if record.status is not RunStatus.FINISHED or not record.artifact:
+            raise ConfigError(f"run {name!r} has no artifact: it is {record.status.value}")
+        return Path(record.artifact).with_suffix(".zip")
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no run is queued or running (for tests and the demo)."""
+        with self._wake:
+            return self._wake.wait_for(
+                lambda: not self._queue and self._active is None and self._running is None, timeout=timeout
+            )
+
+    def close(self) -> None:
+        """Stop the worker; a run in progress stays STARTED and resumes when the home is opened again."""
+        with self._wake:
+            self._shutdown = True
+            self._wake.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=60)
+
+    # ------------------------------------------------------------ internals
+
+    def _new_name(self) -> str:
+        return f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+    def _queue_details(self) -> str:
+        ahead = ([self._running] if self._running else []) + list(self._queue)
+        return f"queued behind {', '.join(ahead)}" if ahead else "queued"
+
+    def _recover(self) -> None:
+        records = []
+        for directory in self.runs_dir.iterdir():
+            if (directory / "record.json").is_file():
+                records.append(RunRecord.load(directory))
+        for record in sorted(records, key=lambda r: r.created_at):
+            self._records[record.run_name] = record
+            if record.status is RunStatus.STARTED:
+                record.details = "interrupted; resuming from the last checkpoint"
+                self._queue.appendleft(record.run_name)
+            elif record.status is RunStatus.CREATED:
+                self._queue.append(record.run_name)
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._queue or self._shutdown)
+                if self._shutdown:
+                    return
+                name = self._queue.popleft()
+                self._running = name
+            try:
+                self.run_now(name)
+            except Exception:  # the worker must outlive any run
+                log.exception("run %s could not be executed", name)
+            finally:
+                with self._wake:
+                    self._running = None
+                    self._wake.notify_all()
+
+    def run_now(self, name: str) -> RunRecord:
+        """Execute a queued or interrupted run in this thread (the worker calls this)."""
+        record = self._records[name]
+        directory = self.runs_dir / name
+        run_log = _run_logger(name, directory / "log.txt")
+        context = RunContext(
+            name=name,
+            recipe=Recipe.from_options({}, record.recipe),
+            directory=directory,
+            datasets=self.datasets,
+            artifacts=self.artifacts,
+            log=run_log,
+            stop_reason=lambda: "cancelled" if name in self._cancel else ("shutdown" if self._shutdown else None),
+        )
+        with self._lock:
+            self._active = context
+            record.status, record.attempts = RunStatus.STARTED, record.attempts + 1
+            record.started_at = record.started_at or now()
+            record.details = "running" if record.attempts == 1 else f"running (attempt {record.attempts}, resumed)"
+            record.save(directory)
+        run_log.info("run %s started (attempt %d)", name, record.attempts)
+        try:
+            outcome = execute_run(context)
+        except Exception as error:  # any failure ends the run as FAILED with its cause, never the worker
+            run_log.error("run failed: %s\n%s", error, traceback.format_exc())
+            message = str(error) if isinstance(error, TunerflowError) else f"{type(error).__name__}: {error}"
+            with self._lock:
+                self._finish(record, RunStatus.FAILED, message)
+        else:
+            with self._lock:
+                record.metrics = outcome.metrics
+                if outcome.status == "finished":
+                    record.artifact = str(outcome.artifact)
+                    self._finish(record, RunStatus.FINISHED, "finished")
+                elif outcome.status == "cancelled":
+                    self._finish(record, RunStatus.CANCELLED, "cancelled")
+                else:
+                    record.details = "interrupted by shutdown; resumes when the tuner restarts"
+                    record.save(directory)
+            run_log.info("run %s: %s", name, record.details)
+        finally:
+            for handler in list(run_log.handlers):
+                handler.close()
+                run_log.removeHandler(handler)
+            with self._wake:
+                self._cancel.discard(name)
+                self._active = None
+                self._wake.notify_all()
+        return record
+
+    def _finish(self, record: RunRecord, status: RunStatus, details: str) -> None:
+        record.status, record.details, record.finished_at = status, details, now()
+        if self._active is not None and self._active.name == record.run_name and self._active.progress:
+            record.progress = dict(self._active.progress.latest)
+        record.save(self.runs_dir / record.run_name)
+
+
+def _run_logger(name: str, path: Path) -> logging.Logger:
+    run_log = logging.getLogger(f"tunerflow.run.{name}")
+    run_log.setLevel(logging.INFO)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    run_log.addHandler(handler)
+    return run_log

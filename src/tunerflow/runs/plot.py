@@ -1,0 +1,33 @@
+"""The run's picture: loss per step and the metrics before, and after each epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunerflow.training.state import TrainState
+
+_SHOWN = ("average_precision", "reciprocal_rank", "ndcg_at_k", "recall_at_k")
+
+
+def plot_run(state: TrainState, primary: str, path: Path) -> Path:
+    """Write a PNG with the loss curve and the metrics per epoch (epoch 0 = before fine-tuning)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_axis.plot(range(1, len(state.step_losses) + 1), state.step_losses, linewidth=0.8)
+    loss_axis.set(title="training loss", xlabel="step", ylabel="loss")
+    epochs = [e["epoch"] for e in state.evaluations]
+    for name in dict.fromkeys([primary.removeprefix("model_"), *_SHOWN]):
+        values = [e["metrics"].get(f"model_{name}") for e in state.evaluations]
+        if epochs and None not in values:
+            metric_axis.plot(epochs, values, marker="o", label=name)
+    if epochs:
+        metric_axis.legend(fontsize=8)
+    metric_axis.set(title="retrieval metrics (epoch 0: before)", xlabel="epoch")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path

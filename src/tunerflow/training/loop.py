@@ -1,0 +1,67 @@
+"""The training loop. It reads top to bottom; everything else is a callback."""
+
+from __future__ import annotations
+
+import torch
+
+from tunerflow.training.callbacks import Callback, fire
+from tunerflow.training.state import TrainSetup, TrainState, learning_rate_at
+
+
+def train(setup: TrainSetup, state: TrainState, callbacks: list[Callback]) -> TrainState:
+    """Run (or resume) training from ``state`` until the recipe's epochs are done or a callback stops it."""
+    recipe, model, optimizer = setup.recipe, setup.model, setup.optimizer
+    autocast_dtype = setup.autocast_dtype
+    fire(callbacks, "on_train_begin", setup, state)
+    while state.epoch < recipe.epochs and state.stop_reason is None:
+        batches = setup.sampler.epoch(state.epoch)
+        fire(callbacks, "on_epoch_begin", setup, state)
+        model.train()
+        losses = []  # kept on the device: calling .item() every step would sync with the GPU
+        for index in range(state.batch_in_epoch, len(batches)):
+            positions = batches[index]
+            records = setup.dataset.read(positions)
+            input_ids, attention_mask = setup.tokenize([record.text for record in records])
+            labels = torch.from_numpy(setup.labels[positions].astype("int64")).to(setup.device)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(
+                    state.step, state.total_steps, recipe.warmup_ratio, recipe.scheduler, recipe.learning_rate
+                )
+            with torch.autocast(setup.device.type, dtype=autocast_dtype or torch.float32, enabled=bool(autocast_dtype)):
+                embeddings = model(input_ids, attention_mask)
+            embeddings = embeddings.float()  # the loss and miner work in fp32
+            mined = setup.miner(embeddings, labels) if setup.miner is not None else None
+            loss = setup.loss_fn(embeddings, labels, mined)
+            optimizer.zero_grad(set_to_none=True)
+            if setup.scaler is not None:  # fp16 only
+                setup.scaler.scale(loss).backward()
+                setup.scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if recipe.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for group in optimizer.param_groups for p in group["params"]], recipe.max_grad_norm
+                )
+            if setup.scaler is not None:
+                setup.scaler.step(optimizer)
+                setup.scaler.update()
+            else:
+                optimizer.step()
+            state.step += 1
+            state.batch_in_epoch = index + 1
+            losses.append(loss.detach())
+            fire(callbacks, "on_step_end", setup, state, loss.detach())
+            if state.stop_reason is not None:
+                break
+        if losses:
+            values = torch.stack(losses).float().cpu().tolist()  # one sync per epoch
+            state.step_losses.extend(values)
+        if state.stop_reason is not None:
+            break  # stopped mid-epoch (cancelled): the epoch does not count
+        finished = state.step_losses[-state.steps_per_epoch[state.epoch] :] if state.step_losses else [0.0]
+        state.epoch_losses.append(sum(finished) / max(len(finished), 1))
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        fire(callbacks, "on_epoch_end", setup, state)
+    fire(callbacks, "on_train_end", setup, state)
+    return state

@@ -1,0 +1,86 @@
+"""What the training loop needs (setup) and what it changes (state)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from tunerflow.data.sampler import LabelBalancedBatches
+from tunerflow.data.store import Dataset
+from tunerflow.modeling.embedding_model import EmbeddingModel
+from tunerflow.training.recipe import Recipe
+
+
+@dataclass
+class TrainSetup:
+    """The fixed parts of a run, built once from the recipe."""
+
+    recipe: Recipe
+    model: EmbeddingModel
+    tokenizer: Any
+    loss_fn: torch.nn.Module
+    miner: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    sampler: LabelBalancedBatches
+    dataset: Dataset
+    labels: np.ndarray
+    device: torch.device
+    scaler: torch.amp.GradScaler | None = None
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.recipe.precision)
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.recipe.max_length, return_tensors="pt"
+        )
+        return (
+            encoded["input_ids"].to(self.device, non_blocking=True),
+            encoded["attention_mask"].to(self.device, non_blocking=True),
+        )
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during a run and is saved in a checkpoint (JSON-serialisable)."""
+
+    steps_per_epoch: list[int]
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps done
+    batch_in_epoch: int = 0  # batches done in the current epoch
+    step_losses: list[float] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)
+    evaluations: list[dict] = field(default_factory=list)  # {"stage", "epoch", "metrics"}
+    best_epoch: int | None = None
+    best_value: float | None = None
+    epochs_without_improvement: int = 0
+    stop_reason: str | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return sum(self.steps_per_epoch)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainState:
+        return cls(**data)
+
+
+def learning_rate_at(step: int, total: int, warmup_ratio: float, kind: str, peak: float) -> float:
+    """Linear warm-up over ``warmup_ratio * total`` steps, then ``linear`` decay, ``cosine`` or ``constant``."""
+    warmup = int(warmup_ratio * total)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if kind == "constant":
+        return peak
+    progress = (step - warmup) / max(1, total - warmup)
+    if kind == "linear":
+        return peak * max(0.0, 1.0 - progress)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))

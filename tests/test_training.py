@@ -1,0 +1,139 @@
+"""Training: components by name, recipe refusals, the loop learns, determinism and resumption."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.training_helpers import toy_manager, toy_options
+from tunerflow.errors import ConfigError, DataError
+from tunerflow.settings import section
+from tunerflow.training.components import build_loss, build_miner, build_optimizer
+from tunerflow.training.recipe import Recipe
+from tunerflow.training.state import learning_rate_at
+
+
+def test_loss_miner_optimizer_by_name():
+    loss = build_loss("MultiSimilarityLoss", {"alpha": 3, "distance": "CosineSimilarity"}, 10, 32)
+    assert loss.alpha == 3 and type(loss.distance).__name__ == "CosineSimilarity"
+    reducer = build_loss("TripletMarginLoss", {"reducer": {"name": "MeanReducer"}}, 10, 32).reducer
+    assert type(reducer).__name__ == "MeanReducer"
+    assert build_miner(None, {}) is None
+    assert build_miner("MultiSimilarityMiner", {"epsilon": 0.2}).epsilon == 0.2
+    arcface = build_loss("ArcFaceLoss", {}, num_classes=7, embedding_size=32)
+    assert arcface.W.shape == (32, 7)  # filled from the data and the model
+    optimizer = build_optimizer("SGD", {"momentum": 0.5}, [torch.nn.Parameter(torch.zeros(2))], 0.1)
+    assert optimizer.param_groups[0]["momentum"] == 0.5 and optimizer.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: build_loss("Triplet", {}, 2, 4), "unknown loss 'Triplet'; choose one of: .*TripletMarginLoss"),
+        (lambda: build_loss("TripletMarginLoss", {"margn": 1}, 2, 4), "unknown option.*margn.*valid: .*margin"),
+        (lambda: build_miner("Hard", {}), "unknown miner 'Hard'; choose one of: .*BatchHardMiner"),
+        (lambda: build_miner("BatchHardMiner", {"k": 1}), "unknown option.*k for miner"),
+        (lambda: build_loss("NTXentLoss", {"distance": "Cosine"}, 2, 4), "unknown distance 'Cosine'"),
+        (lambda: build_optimizer("Adamm", {}, [], 1.0), "unknown optimizer 'Adamm'; choose one of: .*AdamW"),
+        (lambda: build_optimizer("AdamW", {"lr": 1}, [], 1.0), "learning_rate"),
+    ],
+)
+def test_unknown_names_list_valid_ones(call, message):
+    with pytest.raises(ConfigError, match=message):
+        call()
+
+
+def _recipe(**overrides):
+    return Recipe.from_options(section("recipe"), {"train_data": "train", **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"learning_rate": 0}, "learning_rate must be > 0"),
+        ({"learning_rate": -1e-5}, "learning_rate must be > 0"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"epochs": 1.5}, "whole number"),
+        ({"batch_size": 6, "num_items_per_class": 4}, "too small for num_items_per_class 4"),
+        ({"run_name": "../../etc"}, "invalid run name"),
+        ({"run_name": "a/b"}, "invalid run name"),
+        ({"precision": "fp8"}, "unknown precision 'fp8'; choose one of: fp32, bf16, fp16"),
+        ({"best_metric": "accuracy"}, "unknown best_metric"),
+        ({"early_stopping_patience": 2}, "early_stopping_patience stops by evaluation"),
+        ({"eval_index_data": "index"}, "eval_index_data needs eval_query_data"),
+        ({"lr": 0.1}, "unknown run option\\(s\\) lr"),
+    ],
+)
+def test_recipe_refusals(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        _recipe(**overrides)
+
+
+def test_config_yml_is_a_complete_recipe():
+    recipe = _recipe()
+    assert set(section("recipe")) == set(Recipe.names()) - {"train_data", "run_name", "experiment_name", "description"}
+    assert recipe.loss == "TripletMarginLoss" and recipe.batch_size >= 2 * recipe.num_items_per_class
+
+
+def test_learning_rate_schedule():
+    assert learning_rate_at(0, 100, 0.1, "linear", 1.0) == pytest.approx(0.1)
+    assert learning_rate_at(9, 100, 0.1, "linear", 1.0) == pytest.approx(1.0)
+    assert learning_rate_at(55, 100, 0.1, "linear", 1.0) == pytest.approx(0.5)
+    assert learning_rate_at(55, 100, 0.1, "cosine", 1.0) == pytest.approx(0.5)
+    assert learning_rate_at(99, 100, 0.0, "constant", 1.0) == 1.0
+
+
+def test_refusals_at_start_store_nothing_and_keep_data(tmp_path, tiny_model_dir):
+    manager = toy_manager(tmp_path, start_worker=False)
+    try:
+        with pytest.raises(DataError, match="no dataset named 'nope'"):
+            manager.start(toy_options(tiny_model_dir, train_data="nope"))
+        with pytest.raises(DataError, match="no dataset named 'missing'"):
+            manager.start(toy_options(tiny_model_dir, eval_query_data="missing"))
+        manager.append("singles", [r for r in manager.datasets.get("train").read(range(12))])
+        with pytest.raises(DataError, match="0 label"):
+            manager.start(toy_options(tiny_model_dir, train_data="singles"))
+        with pytest.raises(ConfigError, match="unknown loss"):
+            manager.start(toy_options(tiny_model_dir, loss="Nope"))
+        with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+            manager.start(toy_options(tiny_model_dir, precision="fp16"))
+        assert manager.list() == []
+        assert len(manager.datasets.get("train")) == 240
+    finally:
+        manager.close()
+
+
+def _run(manager, options):
+    record = manager.start(options)
+    return manager.run_now(record.run_name)
+
+
+def test_a_tiny_model_learns_the_toy_task(tmp_path, tiny_model_dir):
+    manager = toy_manager(tmp_path, start_worker=False)
+    try:
+        options = toy_options(tiny_model_dir, epochs=8, keep_best=False, loss="MultiSimilarityLoss")
+        options.update(loss_options={}, miner="MultiSimilarityMiner", miner_options={})
+        record = _run(manager, options)
+    finally:
+        manager.close()
+    assert record.status.value == "FINISHED", record.details
+    metrics = record.metrics
+    losses = metrics["epoch_losses"]
+    assert losses[-1] < 0.85 * losses[0]
+    for name in ("model_average_precision", "model_reciprocal_rank", "model_ndcg_at_k"):
+        assert metrics["after"][name] > metrics["before"][name] + 0.1, name
+    assert len(metrics["epochs"]) == 8 and metrics["steps"] == metrics["total_steps"]
+
+
+def test_same_seed_same_weights(tmp_path, tiny_model_dir):
+    weights = []
+    for name in ("a", "b"):
+        manager = toy_manager(tmp_path / name, start_worker=False)
+        try:
+            record = _run(manager, toy_options(tiny_model_dir, epochs=2, run_name="r"))
+        finally:
+            manager.close()
+        weights.append(load_file(f"{record.artifact}/model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -1,0 +1,51 @@
+"""A toy task a tiny random BERT can learn in seconds, and a RunManager around it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from tunerflow.data import make_record
+from tunerflow.runs import RunManager
+from tunerflow.settings import section
+
+TOPICS = "cat dog car train house city food water book tea money rain".split()
+FILLER = "the a is of to in on for and or what how why can i you we my your".split()
+
+
+def toy_records(n: int, seed: int, prefix: str):
+    """Texts whose label is their topic word, hidden among random filler words."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        topic = i % len(TOPICS)
+        words = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
+        words.insert(rng.randrange(len(words) + 1), TOPICS[topic])
+        records.append(make_record(" ".join(words), topic, f"{prefix}{i}", "toy"))
+    return records
+
+
+def toy_manager(home: Path, start_worker: bool = True) -> RunManager:
+    manager = RunManager(home, section("recipe"), start_worker=start_worker)
+    if "train" not in manager.datasets.names():
+        manager.append("train", toy_records(240, seed=1, prefix="t"))
+        manager.append("queries", toy_records(24, seed=2, prefix="q"))
+        manager.append("index", toy_records(96, seed=3, prefix="i"))
+    return manager
+
+
+def toy_options(model_dir: Path, **overrides) -> dict:
+    options = {
+        "train_data": "train",
+        "eval_query_data": "queries",
+        "eval_index_data": "index",
+        "model": str(model_dir),
+        "learning_rate": 2e-3,
+        "epochs": 3,
+        "batch_size": 24,
+        "num_items_per_class": 4,
+        "max_length": 16,
+        "warmup_ratio": 0.0,
+    }
+    options.update(overrides)
+    return options
