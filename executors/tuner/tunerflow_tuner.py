@@ -56,7 +56,9 @@ class TunerExecutor(Executor):
             make_record(doc.text, doc.resolved_label(), doc.id, f"document {index} (id {doc.id})")
             for index, doc in enumerate(docs)
         ]
-        return self.manager.append(parameters.dataset, records)
+        counts = self.manager.append(parameters.dataset, records)
+        del docs[:]  # stored: answer with the counts only, not an echo of every uploaded document
+        return counts
 
     @requests(on="/datasets/list")
     async def datasets(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:

@@ -17,6 +17,11 @@ _LAZY = {
     "load_artifact": "tunerflow.artifact",
     "load_model": "tunerflow.modeling",
     "BUNDLED_MODEL": "tunerflow.modeling.sources",
+    "fit": "tunerflow.client",
+    "get_run": "tunerflow.client",
+    "list_runs": "tunerflow.client",
+    "Run": "tunerflow.client",
+    "EvaluationCallback": "tunerflow.client",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -44,20 +44,20 @@ def format_duration(seconds: float) -> str:
 class Progress(Callback):
     """Logs a progress line (epoch, step/total, loss, docs/s, ETA) every ``every_seconds``.
 
-    ``loss.item()`` is a device sync point, so it is read only when a line is written.
-    The latest values are also kept in :attr:`latest` for status queries.
+    Speed and ETA count training time only (evaluations between epochs are left
+    out). ``loss.item()`` is a device sync point, so it is read only when a line
+    is written. The latest values are kept in :attr:`latest` for status queries.
     """
 
     def __init__(self, log: logging.Logger, every_seconds: float = 10.0) -> None:
         self.log, self.every_seconds = log, every_seconds
         self.latest: dict = {}
-        self._started = self._last = 0.0
-        self._steps_at_start = 0
+        self._mark = self._last = 0.0
+        self._train_seconds = 0.0
+        self._steps = 0
         self._docs = 0
 
     def on_train_begin(self, setup, state):
-        self._started = self._last = time.monotonic()
-        self._steps_at_start = state.step
         self.log.info(
             "training: %d epochs, %d steps (%s), %d texts in %d labels usable, %d singletons unused",
             setup.recipe.epochs,
@@ -68,16 +68,21 @@ class Progress(Callback):
             setup.sampler.unused,
         )
 
+    def on_epoch_begin(self, setup, state):
+        self._mark = time.monotonic()
+        self._last = self._last or self._mark
+
     def on_step_end(self, setup, state, loss):
-        self._docs += setup.recipe.batch_size
         now = time.monotonic()
+        self._train_seconds += now - self._mark
+        self._mark = now
+        self._steps += 1
+        self._docs += setup.recipe.batch_size
         if now - self._last < self.every_seconds and state.step != state.total_steps:
             return
         self._last = now
-        elapsed = now - self._started
-        steps_done = state.step - self._steps_at_start
-        rate = self._docs / elapsed if elapsed else 0.0
-        eta = elapsed / steps_done * (state.total_steps - state.step) if steps_done else 0.0
+        rate = self._docs / self._train_seconds if self._train_seconds else 0.0
+        eta = self._train_seconds / self._steps * (state.total_steps - state.step)
         self.latest = {
             "epoch": state.epoch + 1,
             "epochs": setup.recipe.epochs,

@@ -1,0 +1,216 @@
+"""Argument parsing and the small commands; the demo lives in :mod:`tunerflow.cli.demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunerflow.errors import TunerflowError
+
+
+def _host(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="the Flow, e.g. grpc://127.0.0.1:54321 (default: config.yml client.host)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunerflow", description="Fine-tune and serve text embedding models with Jina, on your own hardware."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="train-then-serve on bundled Quora data, before/after side by side")
+    demo.add_argument("--full", action="store_true", help="the whole Quora split (for a GPU): all train, all dev")
+    demo.add_argument("--model", default=None, help="model to fine-tune (default: config.yml's, the bundled one)")
+    demo.add_argument("--train-docs", type=int, default=None, help="training texts, whole clusters (default 6400)")
+    demo.add_argument("--eval-queries", type=int, default=None, help="dev queries evaluated (default 1000)")
+    demo.add_argument("--epochs", type=int, default=None, help="default: 1, with --full config.yml's")
+    demo.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: config.yml's)")
+    demo.add_argument("--precision", default=None, help="fp32, bf16, fp16 (default: config.yml's)")
+    demo.add_argument("--home", type=Path, default=Path("workspace/demo"), help="where the demo keeps its state")
+    demo.add_argument("--grpc-port", type=int, default=0, help="default: a free port")
+    demo.add_argument("--http-port", type=int, default=0, help="default: a free port")
+    demo.add_argument("--keep-serving", action="store_true", help="leave the Flow running at the end")
+
+    fit = commands.add_parser("fit", help="stream data files to a running Flow and start a run")
+    fit.add_argument("train", help="training data: CSV (text,label) or JSONL (text, label), or a stored dataset")
+    fit.add_argument("--query", help="evaluation queries (same formats)")
+    fit.add_argument("--index", help="evaluation index (default: the queries are their own index)")
+    fit.add_argument("--model")
+    fit.add_argument("--loss")
+    fit.add_argument("--miner")
+    fit.add_argument("--optimizer")
+    fit.add_argument("--learning-rate", type=float)
+    fit.add_argument("--epochs", type=int)
+    fit.add_argument("--batch-size", type=int)
+    fit.add_argument("--run-name")
+    fit.add_argument("--experiment-name")
+    fit.add_argument("--description")
+    fit.add_argument("--to-onnx", action="store_true", default=None)
+    fit.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any other run option (YAML value)"
+    )
+    fit.add_argument("--follow", action="store_true", help="print the run's log until it ends")
+    _host(fit)
+
+    for name, text in (("status", "a run's status"), ("metrics", "a run's metrics"), ("cancel", "cancel a run")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("run")
+        _host(command)
+    logs = commands.add_parser("logs", help="a run's log")
+    logs.add_argument("run")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
+    _host(logs)
+    runs = commands.add_parser("runs", help="list runs")
+    _host(runs)
+    download = commands.add_parser("download", help="save a finished run's artifact as <dir>/<run>.zip")
+    download.add_argument("run")
+    download.add_argument("directory", nargs="?", default=".")
+    _host(download)
+
+    encode = commands.add_parser("encode", help="embed texts locally, or with a served encoder (--host)")
+    encode.add_argument("texts", nargs="*", help="texts (or --file)")
+    encode.add_argument("--file", type=Path, help="one text per line")
+    encode.add_argument("--model", default="all-MiniLM-L6-v2", help="name, directory, artifact or .zip")
+    encode.add_argument("--backend", default="torch", help="torch, onnx, onnx-int8")
+    encode.add_argument("--output", type=Path, help="write the embeddings to a .npy file")
+    _host(encode)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except TunerflowError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_demo(args) -> int:
+    from tunerflow.cli.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_fit(args) -> int:
+    from tunerflow.client import EvaluationCallback, fit
+
+    options: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
+        options[key.strip()] = yaml.safe_load(value)
+    for key in ("loss", "miner", "optimizer", "learning_rate", "epochs", "batch_size", "run_name",
+                "experiment_name", "description", "to_onnx"):  # fmt: skip
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    callbacks = [EvaluationCallback(args.query, args.index)] if args.query else []
+    run = fit(args.model, args.train, callbacks=callbacks, host=args.host, **options)
+    print(f"started run {run.name} ({run.status()['status']})")
+    if args.follow:
+        for line in run.stream_logs():
+            print(line, flush=True)
+        print(f"run {run.name}: {run.status()['status']}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from tunerflow.client import get_run
+
+    _print(get_run(args.run, args.host).record())
+    return 0
+
+
+def cmd_metrics(args) -> int:
+    from tunerflow.cli.tables import metrics_table
+    from tunerflow.client import get_run
+
+    metrics = get_run(args.run, args.host).metrics()
+    print(metrics_table(metrics) if metrics.get("before") and metrics.get("after") else json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from tunerflow.client import get_run
+
+    _print(get_run(args.run, args.host).cancel())
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from tunerflow.client import get_run
+
+    run = get_run(args.run, args.host)
+    if args.follow:
+        for line in run.stream_logs():
+            print(line, flush=True)
+    else:
+        print(run.logs(), end="")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from tunerflow.client import list_runs
+
+    for run in list_runs(args.host):
+        print(f"{run['run_name']:40} {run['status']:10} {run['created_at']}  {run['details']}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from tunerflow.client import get_run
+
+    print(get_run(args.run, args.host).save_artifact(args.directory))
+    return 0
+
+
+def cmd_encode(args) -> int:
+    import numpy as np
+
+    texts = list(args.texts)
+    if args.file:
+        texts += [line for line in args.file.read_text().splitlines() if line.strip()]
+    if not texts:
+        raise SystemExit("give texts or --file")
+    if args.host:
+        from tunerflow.client.remote_encode import remote_encode
+
+        embeddings = remote_encode(texts, args.host)
+    else:
+        from tunerflow.api import encode, get_model
+
+        embeddings = encode(get_model(args.model, backend=args.backend), texts)
+    if args.output:
+        np.save(args.output, embeddings)
+        print(f"wrote {embeddings.shape} to {args.output}")
+    else:
+        for text, row in zip(texts, embeddings, strict=True):
+            print(f"{text[:40]!r:44} [{', '.join(f'{v:.4f}' for v in row[:4])}, ...] dim {len(row)}")
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "fit": cmd_fit,
+    "status": cmd_status,
+    "metrics": cmd_metrics,
+    "cancel": cmd_cancel,
+    "logs": cmd_logs,
+    "runs": cmd_runs,
+    "download": cmd_download,
+    "encode": cmd_encode,
+}

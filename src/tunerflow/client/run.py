@@ -1,0 +1,100 @@
+"""A run on a remote tuner, as the reference tool's ``Run``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tunerflow.client.connection import Connection
+from tunerflow.errors import ArtifactError
+
+DONE = ("FINISHED", "FAILED", "CANCELLED")
+
+
+class Run:
+    """Handle on one run: status, logs, metrics, artifact.
+
+    Args:
+        name: the run's name.
+        connection: the Flow it runs on.
+    """
+
+    def __init__(self, name: str, connection: Connection) -> None:
+        self.name = name
+        self.connection = connection
+
+    def __repr__(self) -> str:
+        return f"Run({self.name!r}, host={self.connection.host!r})"
+
+    def record(self) -> dict:
+        """Everything the tuner knows about the run."""
+        return self.connection.call("/runs/status", {"run_name": self.name})
+
+    def status(self) -> dict:
+        """``{'status': CREATED | STARTED | FINISHED | FAILED | CANCELLED, 'details': ..., 'progress': ...}``."""
+        record = self.record()
+        return {"status": record["status"], "details": record["details"], "progress": record.get("progress", {})}
+
+    def logs(self) -> str:
+        """The whole log so far."""
+        return self.connection.call("/runs/logs", {"run_name": self.name})["text"]
+
+    def stream_logs(self, interval: float = 1.0) -> Iterator[str]:
+        """Yield log lines as they are written, until the run has ended."""
+        offset, pending = 0, ""
+        while True:
+            answer = self.connection.call("/runs/logs", {"run_name": self.name, "offset": offset})
+            offset = answer["next_offset"]
+            pending += answer["text"]
+            *lines, pending = pending.split("\n")
+            yield from lines
+            if answer["status"] in DONE and not answer["text"]:
+                if pending:
+                    yield pending
+                return
+            if not answer["text"]:
+                time.sleep(interval)
+
+    def metrics(self) -> dict:
+        """Metrics before fine-tuning, per epoch and after, under the reference tool's names."""
+        return self.connection.call("/runs/metrics", {"run_name": self.name})
+
+    def wait(self, interval: float = 2.0, timeout: float | None = None) -> dict:
+        """Poll until the run has ended; returns its final status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (status := self.status())["status"] not in DONE:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.name} is still {status['status']} after {timeout} s")
+            time.sleep(interval)
+        return status
+
+    def cancel(self) -> dict:
+        return self.connection.call("/runs/cancel", {"run_name": self.name})
+
+    def save_artifact(self, directory: str | Path = ".", chunk_size: int = 4 * 1024 * 1024) -> Path:
+        """Download the finished run's artifact as ``<directory>/<run>.zip`` (checked by SHA-256)."""
+        directory = Path(directory).expanduser()
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{self.name}.zip"
+        partial = directory / f".{self.name}.zip.partial"
+        digest, offset, expected = hashlib.sha256(), 0, None
+        with partial.open("wb") as handle:
+            while True:
+                chunk = self.connection.call(
+                    "/runs/artifact", {"run_name": self.name, "offset": offset, "size": chunk_size}
+                )
+                data = base64.b64decode(chunk["data"])
+                handle.write(data)
+                digest.update(data)
+                offset = chunk["next_offset"]
+                if offset >= chunk["total"]:
+                    expected = chunk.get("sha256")
+                    break
+        if expected != digest.hexdigest():
+            partial.unlink(missing_ok=True)
+            raise ArtifactError(f"download of {self.name}'s artifact is corrupt (SHA-256 mismatch)", str(target))
+        partial.replace(target)
+        return target

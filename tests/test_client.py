@@ -1,0 +1,132 @@
+"""The Finetuner-style client and the CLI against flows/train.yml on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from docarray import DocList
+
+from tests.training_helpers import toy_options, toy_records
+from tunerflow.errors import DataError
+
+jina = pytest.importorskip("jina")
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory, tiny_model_dir):
+    from tests.flows import free_port
+    from tunerflow.client.flow_process import FlowProcess
+    from tunerflow.settings import PROJECT_DIR
+
+    home = tmp_path_factory.mktemp("client-home")
+    process = FlowProcess(
+        PROJECT_DIR / "flows/train.yml",
+        free_port(),
+        free_port(),
+        log_file=home / "flow.log",
+        env={"TUNERFLOW_HOME": str(home)},
+        uses_with={"encoder": {"model": str(tiny_model_dir), "poll_interval": 0.5}},
+    )
+    with process:
+        yield process
+
+
+def _options(tiny_model_dir, **overrides):
+    options = toy_options(tiny_model_dir, epochs=2, **overrides)
+    for key in ("train_data", "eval_query_data", "eval_index_data", "model"):
+        options.pop(key)
+    return options
+
+
+def test_fit_in_the_reference_tools_words(flow, tiny_model_dir, tmp_path):
+    import tunerflow
+    from tunerflow import EvaluationCallback
+    from tunerflow.serving.documents import LabeledText
+
+    queries = DocList[LabeledText](
+        [LabeledText(id=r.id, text=r.text, tags={"finetuner_label": r.label}) for r in toy_records(24, 2, "q")]
+    )
+    index_file = tmp_path / "index.csv"
+    index_file.write_text("".join(f'"{r.text}",{r.label}\n' for r in toy_records(96, 3, "i")))
+    run = tunerflow.fit(
+        model=str(tiny_model_dir),
+        train_data=[(r.text, r.label) for r in toy_records(240, 1, "t")],
+        callbacks=[EvaluationCallback(query_data=queries, index_data=str(index_file))],
+        run_name="client-run",
+        description="from the client test",
+        to_onnx=True,
+        host=flow.grpc_host,
+        chunk_size=50,
+        **_options(tiny_model_dir),
+    )
+    assert run.name == "client-run"
+    assert run.status()["status"] in ("CREATED", "STARTED", "FINISHED")
+    lines = list(run.stream_logs(interval=0.2))
+    assert any("epoch 2/2" in line for line in lines)
+    assert run.status()["status"] == "FINISHED"
+    assert run.logs().count("\n") >= len(lines) - 1
+    metrics = run.metrics()
+    assert len(metrics["before"]) == 9 and len(metrics["after"]) == 9
+    archive = run.save_artifact(tmp_path / "download")
+    assert archive.name == "client-run.zip" and "model.onnx" in zipfile.ZipFile(archive).namelist()
+    model = tunerflow.get_model(archive, is_onnx=True)
+    again = tunerflow.get_run("client-run", host=flow.grpc_host)
+    assert again.record()["description"] == "from the client test"
+    vectors = tunerflow.encode(model, ["how do cats eat"])
+    assert vectors.shape == (1, 32) and np.isfinite(vectors).all()
+
+
+def test_client_refusals(flow, tiny_model_dir):
+    import tunerflow
+    from tunerflow.client.connection import RemoteError
+
+    with pytest.raises(DataError, match="item 1 has no label"):
+        tunerflow.fit(train_data=[("a", 1), ("b", None)], host=flow.grpc_host)
+    with pytest.raises(RemoteError, match="learning_rate must be > 0"):
+        tunerflow.fit(train_data=[("a", 1), ("b", 1), ("c", 2), ("d", 2)], learning_rate=-1, host=flow.grpc_host)
+    with pytest.raises(Exception, match="extra fields not permitted"):
+        tunerflow.fit(train_data=[("a", 1)], lernrate=0.1, host=flow.grpc_host)
+    with pytest.raises(RemoteError, match="no run named 'ghost'"):
+        tunerflow.get_run("ghost", host=flow.grpc_host)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tunerflow.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_commands(flow, tiny_model_dir, tmp_path):
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"text": r.text, "label": r.label}) + "\n" for r in toy_records(240, 1, "t")))
+    answer = _cli(
+        "fit", str(train), "--model", str(tiny_model_dir), "--run-name", "cli-run", "--epochs", "1",
+        "--set", "batch_size=24", "--set", "learning_rate=0.002", "--set", "max_length=16",
+        "--host", flow.grpc_host, "--follow",
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    assert "started run cli-run" in answer.stdout and "run cli-run: FINISHED" in answer.stdout
+    status = json.loads(_cli("status", "cli-run", "--host", flow.grpc_host).stdout)
+    assert status["status"] == "FINISHED" and status["recipe"]["batch_size"] == 24
+    assert "cli-run" in _cli("runs", "--host", flow.grpc_host).stdout
+    assert "epoch 1/1" in _cli("logs", "cli-run", "--host", flow.grpc_host).stdout
+    assert '"steps"' in _cli("metrics", "cli-run", "--host", flow.grpc_host).stdout  # no evaluation: JSON
+    downloaded = _cli("download", "cli-run", str(tmp_path), "--host", flow.grpc_host)
+    assert downloaded.returncode == 0 and (tmp_path / "cli-run.zip").is_file()
+    encoded = _cli("encode", "how do cats eat", "--model", str(tmp_path / "cli-run.zip"))
+    assert "dim 32" in encoded.stdout
+    served = _cli("encode", "how do cats eat", "--host", flow.grpc_host)
+    assert "dim 32" in served.stdout, served.stderr
+    missing = _cli("status", "ghost", "--host", flow.grpc_host)
+    assert missing.returncode == 2 and "no run named 'ghost'" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["demo", "fit", "status", "logs", "metrics", "runs", "cancel", "download", "encode"]
+)
+def test_every_command_has_help(command):
+    answer = _cli(command, "--help")
+    assert answer.returncode == 0 and "usage: tunerflow " + command in answer.stdout
