@@ -39,10 +39,11 @@ def test_encoder_config_loads(tiny_model_dir):
 
 
 def test_tuner_config_loads(tmp_path):
-    loaded = _load("executors/tuner/config.yml", {"home": str(tmp_path / "home")})
+    loaded = _load("executors/tuner/config.yml", {"home": str(tmp_path / "home"), "recipe": {"epochs": 5}})
     assert loaded["class"] == "TunerExecutor"
     assert loaded["info"]["home"] == str(tmp_path / "home")
-    assert loaded["info"]["default_recipe"]["loss"] == "TripletMarginLoss"
+    assert loaded["info"]["default_recipe"]["epochs"] == 5  # the tuner's override of config.yml
+    assert loaded["info"]["default_recipe"]["batch_size"] == 128  # the rest from config.yml
 
 
 def test_flow_files_parse():

@@ -30,6 +30,8 @@ class TunerExecutor(Executor):
         artifacts: where artifacts are published (default ``<home>/artifacts``);
             relative paths resolve under the home.
         config: the recipe file (default: the project's ``config.yml``).
+        recipe: overrides of that file's recipe for this tuner, e.g. ``{device: cuda,
+            precision: bf16}`` on a GPU node; a run's own options still win.
         threads: torch compute threads for training (default: the library's).
     """
 
@@ -38,6 +40,7 @@ class TunerExecutor(Executor):
         home: Optional[str] = None,
         artifacts: Optional[str] = None,
         config: Optional[str] = None,
+        recipe: Optional[dict] = None,
         threads: Optional[int] = None,
         **kwargs,
     ) -> None:
