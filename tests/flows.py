@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import yaml
 
+from tunerflow.client.flow_process import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def flow_from_yaml(name: str, tmp_path: Path, uses_with: dict[str, dict] | None = None):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import socket
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -26,12 +25,6 @@ QUORA = PROJECT_DIR / "data" / "quora"
 DEFAULT_TRAIN_DOCS = 6400
 DEFAULT_EVAL_QUERIES = 1000
 SHOWN_QUESTIONS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _read(name: str) -> list[dict]:
@@ -99,7 +92,7 @@ def run_demo(args) -> int:
     from tunerflow import get_model
     from tunerflow.client import EvaluationCallback, fit
     from tunerflow.client.connection import Connection
-    from tunerflow.client.flow_process import FlowProcess
+    from tunerflow.client.flow_process import FlowProcess, free_port
     from tunerflow.client.remote_encode import remote_encode
 
     started = time.monotonic()
@@ -110,7 +103,7 @@ def run_demo(args) -> int:
     epochs = args.epochs or (recipe["epochs"] if args.full else 1)
     train, queries, index = quora_subset(train_docs, eval_queries)
     home = (args.home / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
-    grpc_port, http_port = args.grpc_port or _free_port(), args.http_port or _free_port()
+    grpc_port, http_port = args.grpc_port or free_port(), args.http_port or free_port()
     _say(f"tunerflow demo: fine-tune {model} on Quora question duplicates, then serve it")
     _say(f"  data: {len(train)} training texts, {len(queries)} dev queries against {len(index)} index texts")
     _say(f"  CPU cores: {os.cpu_count()}; state in {home}")
