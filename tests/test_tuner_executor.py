@@ -150,3 +150,14 @@ def test_parameters_refuse_fractions_and_unknown_keys():
         RunParameters(train_data="t", epoch=2)
     assert "__results__" not in RunParameters(train_data="t", __results__={}).dict()
     assert np.isclose(RunParameters(train_data="t", learning_rate=1e-5).learning_rate, 1e-5)
+
+
+def test_recipe_override_applies_and_unknown_keys_are_refused(tmp_path):
+    executor = TunerExecutor(home=str(tmp_path / "a"), recipe={"epochs": 7})
+    try:
+        assert executor.manager.defaults["epochs"] == 7
+        assert executor.manager.defaults["batch_size"] == 128  # the rest still from config.yml
+    finally:
+        executor.close()
+    with pytest.raises(ConfigError, match="epoch.*valid:"):
+        TunerExecutor(home=str(tmp_path / "b"), recipe={"epoch": 7})

@@ -13,12 +13,13 @@ from docarray import DocList
 from jina import Executor, requests
 
 from tunerflow.data.records import make_record
-from tunerflow.errors import DataError
+from tunerflow.errors import ConfigError, DataError
 from tunerflow.paths import home_dir, under_home
 from tunerflow.runs import RunManager
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.tuner_params import ArtifactQuery, DatasetParameters, LogQuery, RunParameters, RunQuery
 from tunerflow.settings import section
+from tunerflow.training.recipe import Recipe
 
 
 class TunerExecutor(Executor):
@@ -48,7 +49,12 @@ class TunerExecutor(Executor):
         if threads:
             torch.set_num_threads(int(threads))
         root = under_home(home) if home else home_dir()
-        self.manager = RunManager(root, section("recipe", config), artifacts=(root / artifacts) if artifacts else None)
+        defaults = section("recipe", config)
+        unknown = sorted(set(recipe or {}) - set(Recipe.names()))
+        if unknown:
+            raise ConfigError(f"unknown recipe option(s) {', '.join(unknown)}; valid: {', '.join(Recipe.names())}")
+        defaults.update(recipe or {})
+        self.manager = RunManager(root, defaults, artifacts=(root / artifacts) if artifacts else None)
 
     @requests(on="/datasets/append")
     def append(self, docs: DocList[LabeledText], parameters: DatasetParameters, **kwargs) -> DocList[LabeledText]:
