@@ -23,7 +23,7 @@ from tunerflow.settings import PROJECT_DIR, section
 
 QUORA = PROJECT_DIR / "data" / "quora"
 DEFAULT_TRAIN_DOCS = 6400
-DEFAULT_EVAL_QUERIES = 1000
+SEARCH_QUERIES = 1000  # the before/after search shows questions over the index of this many queries
 SHOWN_QUESTIONS = 3
 
 
@@ -34,7 +34,7 @@ def _read(name: str) -> list[dict]:
 
 def quora_subset(train_docs: int | None, eval_queries: int | None):
     """Whole training clusters up to ``train_docs`` texts; the first ``eval_queries`` dev queries and
-    an index of their duplicates plus a proportional share of the distractors (None: everything)."""
+    an index of their duplicates plus a proportional share of the distractors (None: all of them)."""
     train = _read("train.jsonl.gz")
     if train_docs is not None:
         by_label = defaultdict(list)
@@ -47,14 +47,17 @@ def quora_subset(train_docs: int | None, eval_queries: int | None):
             train.extend(rows)
     queries, index = _read("query_dev.jsonl.gz"), _read("index_dev.jsonl.gz")
     if eval_queries is not None and eval_queries < len(queries):
-        share = eval_queries / len(queries)
-        queries = queries[:eval_queries]
-        wanted = {row["label"] for row in queries}
-        all_query_labels = {row["label"] for row in _read("query_dev.jsonl.gz")}
-        duplicates = [row for row in index if row["label"] in wanted]
-        distractors = [row for row in index if row["label"] not in all_query_labels]
-        index = duplicates + distractors[: round(share * len(distractors))]
+        queries, index = dev_subset(queries, index, eval_queries)
     return train, queries, index
+
+
+def dev_subset(queries: list[dict], index: list[dict], count: int) -> tuple[list[dict], list[dict]]:
+    """The first ``count`` queries, their duplicates in the index and the same share of distractors."""
+    query_labels = {row["label"] for row in queries}
+    wanted = {row["label"] for row in queries[:count]}
+    duplicates = [row for row in index if row["label"] in wanted]
+    distractors = [row for row in index if row["label"] not in query_labels]
+    return queries[:count], duplicates + distractors[: round(count / len(queries) * len(distractors))]
 
 
 def _docs(rows: list[dict], prefix: str):
@@ -84,6 +87,27 @@ def _wait_for_served_model(connection, artifact_name: str, timeout: float = 120)
         time.sleep(1)
 
 
+def _show_search(queries: list[dict], index: list[dict], before: np.ndarray, after: np.ndarray) -> None:
+    """Top-1 accuracy before and after, and a few questions whose best match changed."""
+
+    def right(query, match) -> bool:
+        return index[match]["label"] == query["label"]
+
+    hits_before = sum(right(q, top[0]) for q, top in zip(queries, before, strict=True))
+    hits_after = sum(right(q, top[0]) for q, top in zip(queries, after, strict=True))
+    _say(f"    best match is a duplicate: {hits_before}/{len(queries)} questions before, {hits_after} after")
+    changed = [i for i in range(len(queries)) if before[i][0] != after[i][0]]
+    shown = sorted(changed, key=lambda i: not right(queries[i], after[i][0])) or list(range(len(queries)))
+    if changed:
+        _say(f"    the best match changed for {len(changed)} questions; some of them:")
+    for i in shown[:SHOWN_QUESTIONS]:
+        _say(f'\n  Q: "{queries[i]["text"]}"')
+        for title, top in (("before", before[i]), ("after ", after[i])):
+            marks = [("+" if right(queries[i], m) else "-") + f' "{index[m]["text"][:70]}"' for m in top]
+            _say(f"    {title}: " + "\n            ".join(marks))
+    _say("  (+ a duplicate of the question, - not)")
+
+
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -99,7 +123,7 @@ def run_demo(args) -> int:
     recipe = section("recipe")
     model = args.model or recipe["model"]
     train_docs = None if args.full else (args.train_docs or DEFAULT_TRAIN_DOCS)
-    eval_queries = None if args.full else (args.eval_queries or DEFAULT_EVAL_QUERIES)
+    eval_queries = args.eval_queries
     epochs = args.epochs or (recipe["epochs"] if args.full else 1)
     train, queries, index = quora_subset(train_docs, eval_queries)
     home = (args.home / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
@@ -120,12 +144,13 @@ def run_demo(args) -> int:
     try:
         connection = Connection(flow.grpc_host)
         _say(f"    ready after {time.monotonic() - started:.0f} s")
-        shown = [i for i, q in enumerate(queries) if any(r["label"] == q["label"] for r in index)][:SHOWN_QUESTIONS]
-        shown_texts = [queries[i]["text"] for i in shown]
-        index_texts = [row["text"] for row in index]
-        _say("2/6 searching with the base model served by the encoder ...")
-        before_index = remote_encode(index_texts, flow.grpc_host)
-        before_top = _top_matches(remote_encode(shown_texts, flow.grpc_host), before_index)
+        search_queries, search_index = dev_subset(queries, index, min(SEARCH_QUERIES, len(queries)))
+        query_texts = [q["text"] for q in search_queries]
+        index_texts = [row["text"] for row in search_index]
+        _say(f"2/6 searching {len(index_texts)} dev texts for {len(query_texts)} questions with the base model ...")
+        before_top = _top_matches(
+            remote_encode(query_texts, flow.grpc_host), remote_encode(index_texts, flow.grpc_host)
+        )
 
         _say("3/6 streaming the data to the tuner and starting the run ...")
         options = {"epochs": epochs, "to_onnx": True, "experiment_name": "demo"}
@@ -148,29 +173,20 @@ def run_demo(args) -> int:
             _say(f"run ended {status['status']}: {status['details']}")
             return 1
         metrics = run.metrics()
-        _say("\nRetrieval on the Quora dev subset (limit 20, cosine), before and after fine-tuning:")
+        _say(f"\nRetrieval on Quora dev ({len(queries)} queries, {len(index)} texts, limit 20), before and after:")
         _say(metrics_table(metrics))
 
         _say("\n5/6 the encoder swaps in the tuned model by itself ...")
         info = _wait_for_served_model(connection, run.name)
         _say(f"    now serving {info['model']}")
-        after_index = remote_encode(index_texts, flow.grpc_host)
-        after_top = _top_matches(remote_encode(shown_texts, flow.grpc_host), after_index)
-        for row, position in enumerate(shown):
-            query = queries[position]
-            _say(f'\n  Q: "{query["text"]}"')
-            for title, top in (("before", before_top[row]), ("after ", after_top[row])):
-                marks = [
-                    ("+" if index[m]["label"] == query["label"] else "-") + f' "{index[m]["text"][:70]}"' for m in top
-                ]
-                _say(f"    {title}: " + "\n            ".join(marks))
-        _say("  (+ a duplicate of the question, - not)")
+        after_top = _top_matches(remote_encode(query_texts, flow.grpc_host), remote_encode(index_texts, flow.grpc_host))
+        _show_search(search_queries, search_index, before_top, after_top)
 
         _say("\n6/6 downloading the artifact and checking its ONNX export ...")
         archive = run.save_artifact(home / "downloads")
         onnx_model = get_model(archive, is_onnx=True)
-        local = onnx_model.embed(shown_texts)
-        served = remote_encode(shown_texts, flow.grpc_host)
+        local = onnx_model.embed(query_texts[:100])
+        served = remote_encode(query_texts[:100], flow.grpc_host)
         cosine = (local * served).sum(1) / np.linalg.norm(local, axis=1) / np.linalg.norm(served, axis=1)
         _say(f"    {archive} ({archive.stat().st_size / 1e6:.0f} MB): ONNX vs served PyTorch cosine {cosine.min():.6f}")
         _say(f"\ndone in {time.monotonic() - started:.0f} s.")

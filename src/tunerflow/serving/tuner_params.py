@@ -8,8 +8,8 @@ from pydantic import conint, validator
 
 from tunerflow.serving.parameters import StrictParameters
 
-_INT_FIELDS = ("epochs", "batch_size", "num_items_per_class", "max_length", "seed", "eval_limit",
-               "early_stopping_patience")  # fmt: skip
+_INT_FIELDS = ("epochs", "batch_size", "num_items_per_class", "max_length", "forward_chunk", "seed",
+               "eval_limit", "early_stopping_patience")  # fmt: skip
 
 
 class DatasetParameters(StrictParameters):
@@ -38,6 +38,7 @@ class RunParameters(StrictParameters):
     scheduler: Optional[str] = None
     warmup_ratio: Optional[float] = None
     max_length: Optional[int] = None
+    forward_chunk: Optional[int] = None
     pooling: Optional[str] = None
     max_grad_norm: Optional[float] = None
     seed: Optional[int] = None

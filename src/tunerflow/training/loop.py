@@ -21,15 +21,19 @@ def train(setup: TrainSetup, state: TrainState, callbacks: list[Callback]) -> Tr
         for index in range(state.batch_in_epoch, len(batches)):
             positions = batches[index]
             records = setup.dataset.read(positions)
-            input_ids, attention_mask = setup.tokenize([record.text for record in records])
+            chunks = setup.length_chunks([record.text for record in records])
             labels = torch.from_numpy(setup.labels[positions].astype("int64")).to(setup.device)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(
                     state.step, state.total_steps, recipe.warmup_ratio, recipe.scheduler, recipe.learning_rate
                 )
-            with torch.autocast(setup.device.type, dtype=autocast_dtype or torch.float32, enabled=bool(autocast_dtype)):
-                embeddings = model(input_ids, attention_mask)
-            embeddings = embeddings.float()  # the loss and miner work in fp32
+            embeddings = torch.empty((len(positions), model.dimension), device=setup.device)
+            for rows, input_ids, attention_mask in chunks:  # similar lengths: little padding
+                with torch.autocast(
+                    setup.device.type, dtype=autocast_dtype or torch.float32, enabled=bool(autocast_dtype)
+                ):
+                    chunk_embeddings = model(input_ids, attention_mask)
+                embeddings = embeddings.index_copy(0, rows, chunk_embeddings.float())  # the loss works in fp32
             mined = setup.miner(embeddings, labels) if setup.miner is not None else None
             loss = setup.loss_fn(embeddings, labels, mined)
             optimizer.zero_grad(set_to_none=True)

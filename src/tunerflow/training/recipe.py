@@ -34,6 +34,7 @@ class Recipe:
     scheduler: str
     warmup_ratio: float
     max_length: int
+    forward_chunk: int | None
     pooling: str | None
     max_grad_norm: float | None
     seed: int
@@ -97,6 +98,10 @@ class Recipe:
                 f"batch_size {self.batch_size} is too small for num_items_per_class {self.num_items_per_class}: "
                 f"a batch needs at least two labels, so batch_size >= {2 * self.num_items_per_class}"
             )
+        if self.forward_chunk is not None:
+            self.forward_chunk = _number(self.forward_chunk, "forward_chunk", int)
+            if self.forward_chunk < 1:
+                raise ConfigError(f"forward_chunk must be at least 1 or null, got {self.forward_chunk}")
         self.max_length = _number(self.max_length, "max_length", int)
         if self.max_length < 2:
             raise ConfigError(f"max_length must be at least 2, got {self.max_length}")

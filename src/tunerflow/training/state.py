@@ -35,14 +35,38 @@ class TrainSetup:
     def autocast_dtype(self) -> torch.dtype | None:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.recipe.precision)
 
-    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.recipe.max_length, return_tensors="pt"
-        )
-        return (
-            encoded["input_ids"].to(self.device, non_blocking=True),
-            encoded["attention_mask"].to(self.device, non_blocking=True),
-        )
+    def length_chunks(self, texts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Tokenise ``texts`` into ``(rows, input_ids, attention_mask)`` chunks of similar lengths.
+
+        A label-balanced batch mixes short and long texts; padding all of them to
+        the longest wastes compute on padding tokens. Sorted by length and cut into
+        chunks of ``recipe.forward_chunk`` texts, each chunk is padded only to its
+        own longest text; ``rows`` says where each chunk's texts sit in the batch.
+        The loss still sees the whole batch at once.
+        """
+        ids = self.tokenizer(
+            texts, truncation=True, max_length=self.recipe.max_length, padding=False, return_attention_mask=False
+        )["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        size = self.recipe.forward_chunk or len(ids)
+        pad_id = int(self.tokenizer.pad_token_id or 0)
+        chunks = []
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
+            width = max(len(ids[i]) for i in rows)
+            input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for row, index in enumerate(rows):
+                input_ids[row, : len(ids[index])] = torch.tensor(ids[index])
+                attention_mask[row, : len(ids[index])] = 1
+            chunks.append(
+                (
+                    torch.tensor(rows, device=self.device),
+                    input_ids.to(self.device, non_blocking=True),
+                    attention_mask.to(self.device, non_blocking=True),
+                )
+            )
+        return chunks
 
 
 @dataclass
