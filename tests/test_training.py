@@ -137,3 +137,38 @@ def test_same_seed_same_weights(tmp_path, tiny_model_dir):
         weights.append(load_file(f"{record.artifact}/model.safetensors"))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+@pytest.mark.parametrize("forward_chunk", [None, 1, 3])
+def test_forward_chunks_give_the_whole_batch_embeddings(tiny_model_dir, forward_chunk):
+    from types import SimpleNamespace
+
+    from tunerflow.modeling.loading import load_model
+    from tunerflow.training.state import TrainSetup
+
+    loaded = load_model(tiny_model_dir)
+    texts = ["a", "how do i learn python ?", "guitar", "what is the best way to learn the guitar fast", "b c"]
+    setup = TrainSetup(
+        recipe=SimpleNamespace(max_length=16, forward_chunk=forward_chunk),
+        model=loaded.model,
+        tokenizer=loaded.tokenizer,
+        loss_fn=None,
+        miner=None,
+        optimizer=None,
+        sampler=None,
+        dataset=None,
+        labels=None,
+        device=torch.device("cpu"),
+    )
+    chunks = setup.length_chunks(texts)
+    assert len(chunks) == (1 if forward_chunk is None else -(-len(texts) // forward_chunk))
+    assert sorted(int(row) for rows, _, _ in chunks for row in rows) == list(range(len(texts)))
+    for _, _, mask in chunks:
+        assert mask[:, -1].any()  # each chunk is padded only to its own longest text
+    batch = loaded.tokenizer(texts, truncation=True, max_length=16, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        whole = loaded.model(batch["input_ids"], batch["attention_mask"])
+        chunked = torch.empty_like(whole)
+        for rows, input_ids, mask in chunks:
+            chunked = chunked.index_copy(0, rows, loaded.model(input_ids, mask))
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-4)
