@@ -130,3 +130,18 @@ def test_cli_commands(flow, tiny_model_dir, tmp_path):
 def test_every_command_has_help(command):
     answer = _cli(command, "--help")
     assert answer.returncode == 0 and "usage: tunerflow " + command in answer.stdout
+
+
+def test_http_requests_larger_than_the_gateway_answers(flow):
+    """jina's HTTP gateway answers with only the first 100 documents of a larger body."""
+    from tunerflow.client.connection import Connection
+    from tunerflow.client.remote_encode import remote_encode
+    from tunerflow.serving.documents import LabeledText
+
+    records = toy_records(250, 7, "h")
+    docs = [LabeledText(id=r.id, text=r.text, label=r.label) for r in records]
+    counts = Connection(flow.http_host).upload("over-http", docs, chunk_size=512)
+    assert counts["documents"] == 250
+    vectors = remote_encode([r.text for r in records], flow.http_host, batch_size=256)
+    assert vectors.shape == (250, 32)
+    np.testing.assert_allclose(vectors, remote_encode([r.text for r in records], flow.grpc_host), atol=1e-5)

@@ -16,6 +16,16 @@ class RemoteError(TunerflowError):
     """The Flow answered with an error (the executor's message is kept)."""
 
 
+# jina 3.33's HTTP gateway cuts a posted body into requests of 100 documents, sends them all to
+# the executors, but answers with the first one's documents only: over HTTP, post at most 100.
+HTTP_MAX_DOCS = 100
+
+
+def max_request_docs(host: str, wanted: int) -> int:
+    """Documents per request for ``host``: ``wanted``, capped at HTTP_MAX_DOCS over HTTP."""
+    return min(wanted, HTTP_MAX_DOCS) if host.startswith("http") else wanted
+
+
 def default_host() -> str:
     return str(section("client").get("host", "grpc://127.0.0.1:54321"))
 
@@ -54,7 +64,7 @@ class Connection:
         progress: Any | None = None,
     ) -> dict:
         """Stream ``docs`` to the tuner's ``/datasets/append`` in requests of ``chunk_size``; returns the counts."""
-        size = int(chunk_size or default_chunk_size())
+        size = max_request_docs(self.host, int(chunk_size or default_chunk_size()))
         last: dict = {}
         for batch in _chunks(docs, size):
             responses = self._post("/datasets/append", batch, {"dataset": dataset}, "tuner")

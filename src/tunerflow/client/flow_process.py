@@ -55,6 +55,10 @@ class FlowProcess:
     def grpc_host(self) -> str:
         return f"grpc://127.0.0.1:{self.grpc_port}"
 
+    @property
+    def http_host(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
     def _write_flow(self) -> Path:
         config = yaml.safe_load(self.flow_file.read_text())
         config.setdefault("with", {})["port"] = [self.grpc_port, self.http_port]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tunerflow.client.connection import Connection, RemoteError
+from tunerflow.client.connection import Connection, RemoteError, max_request_docs
 
 
 def remote_encode(texts: list[str], host: str | None = None, batch_size: int = 256) -> np.ndarray:
@@ -21,7 +21,7 @@ def remote_encode(texts: list[str], host: str | None = None, batch_size: int = 2
         answer = connection.client.post(
             "/encode",
             inputs=docs,
-            request_size=batch_size,
+            request_size=max_request_docs(connection.host, batch_size),
             return_type=DocList[LabeledText],
             target_executor="encoder$",
         )
