@@ -1,0 +1,155 @@
+"""Compare training recipes on a data set the bundled model has room to learn (WikiAnswers).
+
+Each candidate overrides the default recipe (config.yml) and trains the bundled
+all-MiniLM-L6-v2 on the same subset of whole label clusters, evaluated on the
+full dev split (queries against the index, limit 20) before and after.
+
+    .venv/bin/python bench/choose_defaults.py --data data/wikianswers --train-docs 12800 \
+        --candidates triplet-1e-5 triplet-3e-5 ntxent-3e-5 --out bench/results/defaults.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import random
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tunerflow.data import make_record
+from tunerflow.runs import RunManager
+from tunerflow.settings import section
+
+TRIPLET = {
+    "loss": "TripletMarginLoss",
+    "loss_options": {"margin": 0.05, "distance": "CosineSimilarity"},
+    "miner": "TripletMarginMiner",
+    "miner_options": {"margin": 0.2, "type_of_triplets": "semihard", "distance": "CosineSimilarity"},
+}
+CANDIDATES = {
+    "triplet-1e-5": {**TRIPLET, "learning_rate": 1e-5},
+    "triplet-3e-5": {**TRIPLET, "learning_rate": 3e-5},
+    "triplet-1e-4": {**TRIPLET, "learning_rate": 1e-4},
+    "triplet-m0.2-3e-5": {
+        **TRIPLET,
+        "loss_options": {"margin": 0.2, "distance": "CosineSimilarity"},
+        "learning_rate": 3e-5,
+    },
+    "ntxent-3e-5": {
+        "loss": "NTXentLoss",
+        "loss_options": {"temperature": 0.05},
+        "miner": "none",
+        "learning_rate": 3e-5,
+    },
+    "ntxent-1e-4": {
+        "loss": "NTXentLoss",
+        "loss_options": {"temperature": 0.05},
+        "miner": "none",
+        "learning_rate": 1e-4,
+    },
+    "ms-1e-4": {
+        "loss": "MultiSimilarityLoss",
+        "loss_options": {},
+        "miner": "MultiSimilarityMiner",
+        "miner_options": {},
+        "learning_rate": 1e-4,
+    },
+    "ms-3e-5": {
+        "loss": "MultiSimilarityLoss",
+        "loss_options": {},
+        "miner": "MultiSimilarityMiner",
+        "miner_options": {},
+        "learning_rate": 3e-5,
+    },
+}
+SHOWN = ("model_average_precision", "model_reciprocal_rank", "model_recall_at_k", "model_ndcg_at_k")
+
+
+def read_jsonl(path: Path, prefix: str):
+    with gzip.open(path, "rt") as handle:
+        for number, line in enumerate(handle):
+            row = json.loads(line)
+            yield make_record(row["text"], row["label"], f"{prefix}{number}", f"{path.name}:{number}")
+
+
+def cluster_subset(records, docs: int, seed: int):
+    """Whole label clusters, chosen at random, until ``docs`` texts."""
+    by_label = defaultdict(list)
+    for record in records:
+        by_label[record.label].append(record)
+    labels = sorted(by_label)
+    random.Random(seed).shuffle(labels)
+    chosen = []
+    for label in labels:
+        if len(chosen) >= docs:
+            break
+        chosen.extend(by_label[label])
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data/wikianswers"))
+    parser.add_argument("--train-docs", type=int, default=12800)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), help=f"from: {', '.join(CANDIDATES)}")
+    parser.add_argument("--default", action="store_true", help="also run config.yml's recipe unchanged")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="append results as JSON lines")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    train = cluster_subset(list(read_jsonl(args.data / "train.jsonl.gz", "t")), args.train_docs, seed=0)
+    home = Path(tempfile.mkdtemp(prefix="tunerflow-defaults-"))
+    manager = RunManager(home, section("recipe"), start_worker=False)
+    manager.append("train", train)
+    manager.append("queries", list(read_jsonl(args.data / "query_dev.jsonl.gz", "q")))
+    manager.append("index", list(read_jsonl(args.data / "index_dev.jsonl.gz", "i")))
+    runs = [(name, CANDIDATES[name]) for name in args.candidates]
+    if args.default:
+        runs.insert(0, ("config.yml", {}))
+    print(f"{args.data.name}: {len(train)} train texts, {args.epochs} epoch(s); home {home}", flush=True)
+    for name, overrides in runs:
+        options = {
+            "train_data": "train",
+            "eval_query_data": "queries",
+            "eval_index_data": "index",
+            "epochs": args.epochs,
+            "keep_best": False,
+            **overrides,
+        }
+        started = time.monotonic()
+        record = manager.run_now(manager.start(options).run_name)
+        metrics = record.metrics
+        result = {
+            "candidate": name,
+            "data": args.data.name,
+            "train_docs": len(train),
+            "epochs": args.epochs,
+            "status": record.status.value,
+            "details": record.details,
+            "overrides": overrides,
+            "before": {k: metrics.get("before", {}).get(k) for k in SHOWN} if metrics.get("before") else None,
+            "per_epoch": [{k: e["metrics"][k] for k in SHOWN} for e in metrics.get("epochs", [])],
+            "epoch_losses": metrics.get("epoch_losses"),
+            "train_seconds": metrics.get("train_seconds"),
+            "wall_seconds": round(time.monotonic() - started, 1),
+        }
+        print(json.dumps(result), flush=True)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with args.out.open("a") as handle:
+                handle.write(json.dumps(result) + "\n")
+    manager.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Encoding speed against sentence-transformers on the Quora dev texts (queries + index).
+
+Every configuration runs in its own fresh interpreter (so its peak memory is
+its own), embeds the same texts ``--repeats`` times after a warm-up pass, and
+reports sentences/s (median, min, max), the ratio to the baseline
+(sentence-transformers ``encode``, fp32, in-process) and peak RSS. The timed
+texts are a fixed random sample of ``--texts`` of the 20,746 dev texts (all of
+them with ``--texts 0``). In-process configurations then embed all 20,746 once
+more for Quora-dev MRR and average precision (limit 20), so lower precisions
+are compared with fp32 on the task itself; served ones run the same backend
+code and give the same embeddings.
+
+On a CPU without bf16 hardware (AMX or AVX512-BF16), PyTorch emulates bf16
+and it is slower than fp32: there bf16 configurations are measured on one
+short pass only, unless ``--force-bf16``.
+
+    .venv/bin/python bench/encode.py                                  # every configuration
+    .venv/bin/python bench/encode.py --configs st torch-fp32 --texts 2000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine, peak_rss_mib, quora_dev, rate_summary, run_all  # noqa: E402
+
+MODEL = "all-MiniLM-L6-v2"
+IN_PROCESS = {
+    "st": {"kind": "st"},
+    "torch-fp32": {"kind": "local", "backend": "torch", "dtype": "float32"},
+    "torch-bf16": {"kind": "local", "backend": "torch", "dtype": "bfloat16"},
+    "onnx-fp32": {"kind": "local", "backend": "onnx", "dtype": "float32"},
+    "onnx-int8": {"kind": "local", "backend": "onnx-int8", "dtype": "float32"},
+}
+SERVED = {
+    f"served-{protocol}-{name}": {**IN_PROCESS[name], "kind": "served", "protocol": protocol}
+    for protocol in ("grpc", "http")
+    for name in ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+}
+CONFIGS = {**IN_PROCESS, **SERVED}
+
+
+def texts_and_eval(sample: int | None):
+    """The timed texts (a fixed random sample, or all), and the dev queries and index."""
+    queries, index = quora_dev()
+    texts = [q["text"] for q in queries] + [r["text"] for r in index]
+    if sample and sample < len(texts):
+        chosen = np.random.default_rng(0).choice(len(texts), size=sample, replace=False)
+        return [texts[i] for i in sorted(chosen)], queries, index
+    return texts, queries, index
+
+
+def bf16_hardware() -> bool:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def quality(embeddings: np.ndarray, queries: list[dict], index: list[dict]) -> dict:
+    """MRR and average precision on Quora dev from embeddings of queries followed by index texts."""
+    from tunerflow.evaluation import EvaluationSet, evaluate
+
+    count = len(queries)
+    data = EvaluationSet(
+        query_ids=[f"q{i}" for i in range(count)],
+        query_texts=[str(i) for i in range(count)],
+        query_labels=[str(q["label"]) for q in queries],
+        index_ids=[f"i{i}" for i in range(len(index))],
+        index_texts=[str(count + i) for i in range(len(index))],
+        index_labels=[str(r["label"]) for r in index],
+    )
+    metrics = evaluate(lambda keys: embeddings[[int(k) for k in keys]], data)
+    return {"mrr": round(metrics["model_reciprocal_rank"], 5), "ap": round(metrics["model_average_precision"], 5)}
+
+
+def local_embedder(config: dict, batch_size: int):
+    if config["kind"] == "st":
+        from sentence_transformers import SentenceTransformer
+
+        from tunerflow.modeling.sources import bundled_model_path
+
+        model = SentenceTransformer(str(bundled_model_path()), device="cpu")
+        return lambda texts: model.encode(texts, batch_size=batch_size, convert_to_numpy=True)
+    from tunerflow import get_model
+
+    model = get_model(MODEL, backend=config["backend"], dtype=config["dtype"], batch_size=batch_size)
+    return model.embed
+
+
+def served_embedder(config: dict, batch_size: int, request_size: int, workdir: Path):
+    from tunerflow.client.flow_process import FlowProcess, free_port
+
+    grpc_port, http_port = free_port(), free_port()
+    flow = FlowProcess(
+        ROOT / "flows" / "serve.yml",
+        grpc_port,
+        http_port,
+        log_file=workdir / "flow.log",
+        uses_with={"encoder": {"backend": config["backend"], "dtype": config["dtype"], "batch_size": batch_size}},
+    ).start()
+    from docarray import DocList
+    from docarray.documents import TextDoc
+    from jina import Client
+
+    from tunerflow.client.connection import max_request_docs
+
+    port = grpc_port if config["protocol"] == "grpc" else http_port
+    host = f"{config['protocol']}://127.0.0.1:{port}"
+    client = Client(host=host)
+    request_size = max_request_docs(host, request_size)  # jina's HTTP gateway answers 100 at most
+
+    def embed(texts: list[str]) -> np.ndarray:
+        docs = DocList[TextDoc]([TextDoc(id=str(i), text=t) for i, t in enumerate(texts)])
+        answer = client.post("/encode", inputs=docs, request_size=request_size, return_type=DocList[TextDoc])
+        by_id = {doc.id: doc.embedding for doc in answer}
+        return np.stack([np.asarray(by_id[str(i)], dtype=np.float32) for i in range(len(texts))])
+
+    return embed, flow
+
+
+def run_one(name: str, args) -> dict:
+    config = CONFIGS[name]
+    texts, queries, index = texts_and_eval(args.texts)
+    flow = None
+    if config["kind"] == "served":
+        embed, flow = served_embedder(config, args.batch_size, args.request_size, Path(args.workdir))
+    else:
+        embed = local_embedder(config, args.batch_size)
+    probe_only = config.get("dtype") == "bfloat16" and not bf16_hardware() and not args.force_bf16
+    if probe_only:
+        texts, repeats = texts[:500], 1
+    else:
+        repeats = args.repeats
+    try:
+        embed(texts[: min(len(texts), 1000)])  # warm-up
+        seconds = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            embed(texts)
+            seconds.append(time.perf_counter() - started)
+        full = None
+        if config["kind"] != "served" and not probe_only:
+            full = embed([q["text"] for q in queries] + [r["text"] for r in index])
+        rss = tree_rss(flow) if flow else peak_rss_mib()
+    finally:
+        if flow:
+            flow.stop()
+    result = {"config": name, "texts": len(texts), "batch_size": args.batch_size, **rate_summary(seconds, len(texts))}
+    if probe_only:
+        result["note"] = "no bf16 hardware on this CPU (PyTorch emulates bf16): one short pass only"
+    if config["kind"] == "served":
+        from tunerflow.client.connection import max_request_docs
+
+        result["request_size"] = max_request_docs(config["protocol"], args.request_size)
+    result["peak_rss_mib"] = rss
+    if full is not None:
+        result.update(quality(np.asarray(full), queries, index))
+    return result
+
+
+def tree_rss(flow) -> float:
+    from common import tree_peak_rss_mib
+
+    return tree_peak_rss_mib(flow.process.pid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help=f"from: {', '.join(CONFIGS)}")
+    parser.add_argument("--texts", type=int, default=5000, help="timed sample of the dev texts; 0: all 20,746")
+    parser.add_argument("--force-bf16", action="store_true", help="time bf16 fully even without bf16 hardware")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--request-size", type=int, default=512, help="documents per request (served)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "encode.jsonl")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args)))
+        return
+    from tunerflow import get_model
+
+    get_model(MODEL, backend="onnx-int8")  # export ONNX (fp32 and int8) once, before any timing
+    info = machine()
+    print(json.dumps({"machine": info, "command": " ".join(sys.argv)}), flush=True)
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "tunerflow-bench"
+    workdir.mkdir(parents=True, exist_ok=True)
+    common_args = ["--repeats", str(args.repeats), "--batch-size", str(args.batch_size)]
+    common_args += ["--request-size", str(args.request_size), "--workdir", str(workdir), "--texts", str(args.texts)]
+    if args.force_bf16:
+        common_args.append("--force-bf16")
+    run_all(Path(__file__), args.configs, "st", common_args, args.out, info)
+
+
+if __name__ == "__main__":
+    main()
