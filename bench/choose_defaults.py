@@ -11,16 +11,13 @@ full dev split (queries against the index, limit 20) before and after.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
-import random
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
-from tunerflow.data import make_record
+from tunerflow.data import read_jsonl, whole_clusters
 from tunerflow.runs import RunManager
 from tunerflow.settings import section
 
@@ -69,28 +66,6 @@ CANDIDATES = {
 SHOWN = ("model_average_precision", "model_reciprocal_rank", "model_recall_at_k", "model_ndcg_at_k")
 
 
-def read_jsonl(path: Path, prefix: str):
-    with gzip.open(path, "rt") as handle:
-        for number, line in enumerate(handle):
-            row = json.loads(line)
-            yield make_record(row["text"], row["label"], f"{prefix}{number}", f"{path.name}:{number}")
-
-
-def cluster_subset(records, docs: int, seed: int):
-    """Whole label clusters, chosen at random, until ``docs`` texts."""
-    by_label = defaultdict(list)
-    for record in records:
-        by_label[record.label].append(record)
-    labels = sorted(by_label)
-    random.Random(seed).shuffle(labels)
-    chosen = []
-    for label in labels:
-        if len(chosen) >= docs:
-            break
-        chosen.extend(by_label[label])
-    return chosen
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/wikianswers"))
@@ -107,12 +82,12 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
 
-    train = cluster_subset(list(read_jsonl(args.data / "train.jsonl.gz", "t")), args.train_docs, seed=0)
+    train = whole_clusters(read_jsonl(args.data / "train.jsonl.gz"), args.train_docs, label=lambda r: r.label, seed=0)
     home = Path(tempfile.mkdtemp(prefix="tunerflow-defaults-"))
     manager = RunManager(home, section("recipe"), start_worker=False)
     manager.append("train", train)
-    manager.append("queries", list(read_jsonl(args.data / "query_dev.jsonl.gz", "q")))
-    manager.append("index", list(read_jsonl(args.data / "index_dev.jsonl.gz", "i")))
+    manager.append("queries", list(read_jsonl(args.data / "query_dev.jsonl.gz")))
+    manager.append("index", list(read_jsonl(args.data / "index_dev.jsonl.gz")))
     runs = [(name, CANDIDATES[name]) for name in args.candidates]
     if args.default:
         runs.insert(0, ("config.yml", {}))

@@ -19,23 +19,15 @@ import json
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import QUORA, ROOT, machine, peak_rss_mib, read_jsonl, run_all  # noqa: E402
+from tunerflow.data import whole_clusters  # noqa: E402
 
 
 def subset(docs: int) -> list[dict]:
-    by_label = defaultdict(list)
-    for row in read_jsonl(QUORA / "train.jsonl.gz"):
-        by_label[row["label"]].append(row)
-    chosen = []
-    for rows in by_label.values():
-        if len(chosen) >= docs:
-            break
-        chosen.extend(rows)
-    return chosen
+    return whole_clusters(read_jsonl(QUORA / "train.jsonl.gz"), docs, label=lambda row: row["label"])
 
 
 def step_rates(stamps: list[float], batch_sizes: list[int], warmup: int) -> dict:

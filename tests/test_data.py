@@ -135,3 +135,15 @@ def test_sampler_refusals():
         LabelBalancedBatches(np.repeat(np.arange(5), 2), batch_size=6, m=4, seed=0)
     with pytest.raises(DataError, match="0 label\\(s\\) with two or more texts"):
         LabelBalancedBatches(np.arange(10), batch_size=8, m=2, seed=0)
+
+
+def test_whole_clusters_keeps_every_text_of_a_chosen_label():
+    from tunerflow.data import whole_clusters
+
+    rows = [("a1", "a"), ("b1", "b"), ("a2", "a"), ("c1", "c"), ("b2", "b"), ("c2", "c"), ("c3", "c")]
+    assert whole_clusters(rows, 3, label=lambda r: r[1]) == [("a1", "a"), ("a2", "a"), ("b1", "b"), ("b2", "b")]
+    shuffled = whole_clusters(rows, 3, label=lambda r: r[1], seed=1)
+    assert shuffled == whole_clusters(rows, 3, label=lambda r: r[1], seed=1)  # the same for a seed
+    labels = [r[1] for r in shuffled]
+    assert all(labels.count(x) == [r[1] for r in rows].count(x) for x in set(labels)) and len(shuffled) >= 3
+    assert len(whole_clusters(rows, 100, label=lambda r: r[1], seed=1)) == len(rows)

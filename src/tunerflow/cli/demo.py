@@ -12,13 +12,13 @@ import gzip
 import json
 import os
 import time
-from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from tunerflow.cli.tables import metrics_table
+from tunerflow.data import whole_clusters
 from tunerflow.settings import PROJECT_DIR, section
 
 QUORA = PROJECT_DIR / "data" / "quora"
@@ -37,14 +37,7 @@ def quora_subset(train_docs: int | None, eval_queries: int | None):
     an index of their duplicates plus a proportional share of the distractors (None: all of them)."""
     train = _read("train.jsonl.gz")
     if train_docs is not None:
-        by_label = defaultdict(list)
-        for row in train:
-            by_label[row["label"]].append(row)
-        train = []
-        for rows in by_label.values():
-            if len(train) >= train_docs:
-                break
-            train.extend(rows)
+        train = whole_clusters(train, train_docs, label=lambda row: row["label"])
     queries, index = _read("query_dev.jsonl.gz"), _read("index_dev.jsonl.gz")
     if eval_queries is not None and eval_queries < len(queries):
         queries, index = dev_subset(queries, index, eval_queries)

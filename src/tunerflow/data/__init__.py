@@ -2,7 +2,7 @@
 
 from tunerflow.data.loaders import read_csv, read_jsonl, read_records
 from tunerflow.data.records import Record, make_record
-from tunerflow.data.sampler import LabelBalancedBatches
+from tunerflow.data.sampler import LabelBalancedBatches, whole_clusters
 from tunerflow.data.store import Dataset, DatasetStore
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "read_csv",
     "read_jsonl",
     "read_records",
+    "whole_clusters",
 ]

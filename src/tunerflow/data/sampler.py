@@ -8,9 +8,34 @@ makes resuming at a given batch exact).
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
 import numpy as np
 
 from tunerflow.errors import ConfigError, DataError
+
+T = TypeVar("T")
+
+
+def whole_clusters(items: Iterable[T], limit: int, label: Callable[[T], Hashable], seed: int | None = None) -> list[T]:
+    """Whole label clusters until at least ``limit`` items: labels in first-seen order, or
+    sorted and shuffled with ``seed``. A subset for training keeps every positive of a label."""
+    by_label: dict[Hashable, list[T]] = defaultdict(list)
+    for item in items:
+        by_label[label(item)].append(item)
+    labels = list(by_label)
+    if seed is not None:
+        labels = sorted(labels)
+        random.Random(seed).shuffle(labels)
+    chosen: list[T] = []
+    for key in labels:
+        if len(chosen) >= limit:
+            break
+        chosen.extend(by_label[key])
+    return chosen
 
 
 class LabelBalancedBatches:
