@@ -13,7 +13,7 @@ from docarray import DocList
 from jina import Executor, requests
 
 from tunerflow.data.records import make_record
-from tunerflow.errors import ConfigError, DataError
+from tunerflow.errors import DataError
 from tunerflow.paths import home_dir, under_home
 from tunerflow.runs import RunManager
 from tunerflow.serving.documents import LabeledText
@@ -50,9 +50,7 @@ class TunerExecutor(Executor):
             torch.set_num_threads(int(threads))
         root = under_home(home) if home else home_dir()
         defaults = section("recipe", config)
-        unknown = sorted(set(recipe or {}) - set(Recipe.names()))
-        if unknown:
-            raise ConfigError(f"unknown recipe option(s) {', '.join(unknown)}; valid: {', '.join(Recipe.names())}")
+        Recipe.check_names(recipe or {})
         defaults.update(recipe or {})
         self.manager = RunManager(root, defaults, artifacts=(root / artifacts) if artifacts else None)
 

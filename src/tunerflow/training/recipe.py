@@ -58,11 +58,17 @@ class Recipe:
         return [f.name for f in fields(cls) if f.name != "extra"]
 
     @classmethod
-    def from_options(cls, defaults: dict[str, Any], overrides: dict[str, Any]) -> Recipe:
-        """Merge ``overrides`` over ``defaults`` (None in overrides keeps a default), then validate."""
-        unknown = sorted(set(defaults) - set(cls.names())) + sorted(set(overrides) - set(cls.names()))
+    def check_names(cls, options: dict[str, Any]) -> None:
+        """Raise ConfigError listing the valid names if ``options`` has a key that is not one."""
+        unknown = sorted(set(options) - set(cls.names()))
         if unknown:
             raise ConfigError(f"unknown run option(s) {', '.join(unknown)}; valid: {', '.join(cls.names())}")
+
+    @classmethod
+    def from_options(cls, defaults: dict[str, Any], overrides: dict[str, Any]) -> Recipe:
+        """Merge ``overrides`` over ``defaults`` (None in overrides keeps a default), then validate."""
+        cls.check_names(defaults)
+        cls.check_names(overrides)
         merged = dict(defaults)
         merged.update({key: value for key, value in overrides.items() if value is not None or key not in merged})
         missing = [name for name in cls.names() if name not in merged and _required(name)]
