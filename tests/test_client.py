@@ -83,14 +83,16 @@ def test_fit_in_the_reference_tools_words(flow, tiny_model_dir, tmp_path):
 
 def test_client_refusals(flow, tiny_model_dir):
     import tunerflow
-    from tunerflow.client.connection import RemoteError
+    from tunerflow.client.connection import Connection, RemoteError
 
     with pytest.raises(DataError, match="item 1 has no label"):
         tunerflow.fit(train_data=[("a", 1), ("b", None)], host=flow.grpc_host)
     with pytest.raises(RemoteError, match="learning_rate must be > 0"):
         tunerflow.fit(train_data=[("a", 1), ("b", 1), ("c", 2), ("d", 2)], learning_rate=-1, host=flow.grpc_host)
     with pytest.raises(Exception, match="extra fields not permitted"):
-        tunerflow.fit(train_data=[("a", 1)], lernrate=0.1, host=flow.grpc_host)
+        tunerflow.fit(train_data=[("a", 1)], lernrate=0.1, run_name="typo", host=flow.grpc_host)
+    stored = Connection(flow.grpc_host).call("/datasets/list")["datasets"]
+    assert "typo-train" not in {d["dataset"] for d in stored}  # refused before anything was uploaded
     with pytest.raises(RemoteError, match="no run named 'ghost'"):
         tunerflow.get_run("ghost", host=flow.grpc_host)
 

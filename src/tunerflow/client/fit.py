@@ -63,6 +63,7 @@ def fit(
     options["run_name"] = run_name
     if model is not None:
         options["model"] = model
+    RunParameters(train_data=f"{run_name}-train", **options)  # unknown or mistyped options: refused before uploading
     show = sys.stderr.isatty() if progress is None else progress
     options["train_data"] = _dataset(connection, train_data, f"{run_name}-train", chunk_size, show)
     for callback in callbacks or []:
@@ -77,7 +78,7 @@ def fit(
             options["eval_limit"] = callback.limit
         else:
             raise TypeError(f"unsupported callback {callback!r}; use EvaluationCallback")
-    parameters = RunParameters(**options)  # refuses unknown options before the tuner is asked
+    parameters = RunParameters(**options)
     connection.call("/runs/start", parameters.options())
     return Run(run_name, connection)
 
