@@ -172,3 +172,26 @@ def test_forward_chunks_give_the_whole_batch_embeddings(tiny_model_dir, forward_
         for rows, input_ids, mask in chunks:
             chunked = chunked.index_copy(0, rows, loaded.model(input_ids, mask))
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-4)
+
+
+def test_early_stopping_works_without_keep_best():
+    import logging
+    from types import SimpleNamespace
+
+    from tunerflow.training.callbacks import EarlyStopping, Evaluation
+    from tunerflow.training.state import TrainState
+
+    scores = iter([0.5, 0.7, 0.6, 0.65])  # before, then epochs 1..3: the best is epoch 1
+    log = logging.getLogger("test")
+    callbacks = [Evaluation(lambda: {"model_average_precision": next(scores)}, "model_average_precision", log)]
+    callbacks.append(EarlyStopping(2, log))
+    setup, state = SimpleNamespace(recipe=SimpleNamespace(epochs=5)), TrainState(steps_per_epoch=[1] * 5)
+    callbacks[0].on_train_begin(setup, state)
+    for epoch in (1, 2, 3):
+        state.epoch = epoch
+        for callback in callbacks:
+            callback.on_epoch_end(setup, state)
+        if state.stop_reason:
+            break
+    assert (state.best_epoch, state.best_value, state.epoch) == (1, 0.7, 3)
+    assert state.stop_reason == "early stopping"

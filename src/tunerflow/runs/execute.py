@@ -135,9 +135,9 @@ def execute_run(run: RunContext) -> RunOutcome:
             setup.model.eval()  # the loop puts it back in training mode at the next epoch
             return evaluate(embedder.embed, eval_set, limit=recipe.eval_limit)
 
-        callbacks.append(Evaluation(current_metrics, log))
+        callbacks.append(Evaluation(current_metrics, recipe.best_metric, log))
         if recipe.keep_best:
-            callbacks.append(KeepBest(recipe.best_metric, best_path, log))
+            callbacks.append(KeepBest(best_path))
         if recipe.early_stopping_patience:
             callbacks.append(EarlyStopping(recipe.early_stopping_patience, log))
     callbacks += [Cancel(run.stop_reason), Checkpoint(checkpoint_dir, log)]

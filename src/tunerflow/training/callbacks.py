@@ -105,24 +105,30 @@ class Progress(Callback):
 
 
 class Evaluation(Callback):
-    """Evaluates before fine-tuning (once per run) and after every epoch.
+    """Evaluates before fine-tuning (once per run) and after every epoch, and tracks the best epoch.
 
     Args:
         evaluate: returns the metrics of the model as it is now.
+        metric: the primary metric (higher is better): the best epoch and epochs without improvement.
         log: where the metrics are logged.
     """
 
-    def __init__(self, evaluate: Callable[[], dict], log: logging.Logger) -> None:
-        self.evaluate, self.log = evaluate, log
+    def __init__(self, evaluate: Callable[[], dict], metric: str, log: logging.Logger) -> None:
+        self.evaluate, self.metric, self.log = evaluate, metric, log
 
     def on_train_begin(self, setup, state):
         if not any(e["stage"] == "before" for e in state.evaluations):
             self._record(state, "before", 0)
 
     def on_epoch_end(self, setup, state):
-        self._record(state, "epoch", state.epoch)
+        value = self._record(state, "epoch", state.epoch)[self.metric]
+        if state.best_value is None or value > state.best_value:
+            state.best_value, state.best_epoch, state.epochs_without_improvement = value, state.epoch, 0
+            self.log.info("epoch %d is the best so far (%s=%.5f)", state.epoch, self.metric, value)
+        else:
+            state.epochs_without_improvement += 1
 
-    def _record(self, state: TrainState, stage: str, epoch: int) -> None:
+    def _record(self, state: TrainState, stage: str, epoch: int) -> dict:
         started = time.monotonic()
         metrics = self.evaluate()
         state.evaluations.append({"stage": stage, "epoch": epoch, "metrics": metrics})
@@ -133,31 +139,27 @@ class Evaluation(Callback):
             time.monotonic() - started,
             " ".join(f"{name}={value:.5f}" for name, value in metrics.items()),
         )
+        return metrics
 
 
 class KeepBest(Callback):
-    """Saves the weights of the best epoch by ``metric`` to ``path`` (safetensors)."""
+    """Saves the weights of the best epoch (as :class:`Evaluation` found it) to ``path`` (safetensors)."""
 
-    def __init__(self, metric: str, path: Path, log: logging.Logger) -> None:
-        self.metric, self.path, self.log = metric, path, log
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def on_epoch_end(self, setup, state):
-        value = state.evaluations[-1]["metrics"][self.metric]
-        if state.best_value is None or value > state.best_value:
+        if state.best_epoch == state.epoch:
             from safetensors.torch import save_file
 
-            state.best_value, state.best_epoch, state.epochs_without_improvement = value, state.epoch, 0
             weights = {k: v.detach().cpu().contiguous() for k, v in setup.model.state_dict().items()}
             partial = self.path.with_name(f".{self.path.name}.partial")
             save_file(weights, str(partial))
             partial.replace(self.path)
-            self.log.info("epoch %d is the best so far (%s=%.5f)", state.epoch, self.metric, value)
-        else:
-            state.epochs_without_improvement += 1
 
 
 class EarlyStopping(Callback):
-    """Stops after ``patience`` epochs without improvement of the best metric (needs :class:`KeepBest`)."""
+    """Stops after ``patience`` epochs without improvement of the primary metric (needs :class:`Evaluation`)."""
 
     def __init__(self, patience: int, log: logging.Logger) -> None:
         self.patience, self.log = patience, log
