@@ -11,6 +11,7 @@ import torch
 
 from tunerflow.data.sampler import LabelBalancedBatches
 from tunerflow.data.store import Dataset
+from tunerflow.inference.batching import length_sorted_batches, tokenize
 from tunerflow.modeling.embedding_model import EmbeddingModel
 from tunerflow.training.recipe import Recipe
 
@@ -44,29 +45,12 @@ class TrainSetup:
         own longest text; ``rows`` says where each chunk's texts sit in the batch.
         The loss still sees the whole batch at once.
         """
-        ids = self.tokenizer(
-            texts, truncation=True, max_length=self.recipe.max_length, padding=False, return_attention_mask=False
-        )["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        size = self.recipe.forward_chunk or len(ids)
+        ids = tokenize(self.tokenizer, texts, self.recipe.max_length)
         pad_id = int(self.tokenizer.pad_token_id or 0)
-        chunks = []
-        for start in range(0, len(order), size):
-            rows = order[start : start + size]
-            width = max(len(ids[i]) for i in rows)
-            input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for row, index in enumerate(rows):
-                input_ids[row, : len(ids[index])] = torch.tensor(ids[index])
-                attention_mask[row, : len(ids[index])] = 1
-            chunks.append(
-                (
-                    torch.tensor(rows, device=self.device),
-                    input_ids.to(self.device, non_blocking=True),
-                    attention_mask.to(self.device, non_blocking=True),
-                )
-            )
-        return chunks
+        return [
+            tuple(torch.from_numpy(array).to(self.device, non_blocking=True) for array in chunk)
+            for chunk in length_sorted_batches(ids, self.recipe.forward_chunk or len(ids), pad_id)
+        ]
 
 
 @dataclass
