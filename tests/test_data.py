@@ -55,8 +55,9 @@ def test_csv_errors(tmp_path):
     path.write_text("fine,1\nthree,columns,here\n")
     with pytest.raises(DataError, match="line 2 has 3 columns"):
         list(read_csv(path))
+    with pytest.raises(DataError, match="no data file"):
+        read_records(tmp_path / "missing.csv")
     with pytest.raises(DataError, match="unknown data format"):
-        read_records(tmp_path / "bad.csv").__class__  # noqa: B018 (existence is checked first)
         read_records(path.with_suffix(".txt").write_text("x") and path.with_suffix(".txt"))
 
 

@@ -5,13 +5,13 @@ annotations at run time to build document and parameter schemas.
 """
 
 import base64
-import hashlib
 from typing import Optional
 
 import torch
 from docarray import DocList
 from jina import Executor, requests
 
+from tunerflow.artifact.layout import file_digest
 from tunerflow.data.records import make_record
 from tunerflow.errors import DataError
 from tunerflow.paths import home_dir, under_home
@@ -121,7 +121,7 @@ class TunerExecutor(Executor):
             "data": base64.b64encode(chunk).decode("ascii"),
         }
         if query.offset + len(chunk) >= total:
-            answer["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            answer["sha256"] = file_digest(path)
         return answer
 
     @requests
