@@ -5,7 +5,7 @@ all-MiniLM-L6-v2 on the same subset of whole label clusters, evaluated on the
 full dev split (queries against the index, limit 20) before and after.
 
     .venv/bin/python bench/choose_defaults.py --data data/wikianswers --train-docs 12800 \
-        --candidates triplet-1e-5 triplet-3e-5 ntxent-3e-5 --out bench/results/defaults.json
+        --candidates triplet-1e-5 triplet-3e-5 ntxent-3e-5 --out bench/results/defaults-wikianswers.jsonl
 """
 
 from __future__ import annotations
@@ -17,16 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import TRIPLET, append_result  # bench/ is on sys.path when this script runs
 from tunerflow.data import read_jsonl, whole_clusters
 from tunerflow.runs import RunManager
 from tunerflow.settings import section
 
-TRIPLET = {
-    "loss": "TripletMarginLoss",
-    "loss_options": {"margin": 0.05, "distance": "CosineSimilarity"},
-    "miner": "TripletMarginMiner",
-    "miner_options": {"margin": 0.2, "type_of_triplets": "semihard", "distance": "CosineSimilarity"},
-}
 CANDIDATES = {
     "triplet-1e-5": {**TRIPLET, "learning_rate": 1e-5},
     "triplet-3e-5": {**TRIPLET, "learning_rate": 3e-5},
@@ -120,9 +115,7 @@ def main() -> None:
         }
         print(json.dumps(result), flush=True)
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with args.out.open("a") as handle:
-                handle.write(json.dumps(result) + "\n")
+            append_result(args.out, result)
     manager.close()
 
 

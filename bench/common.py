@@ -16,6 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 QUORA = ROOT / "data" / "quora"
 
 
+# The reference recipe (TripletMarginLoss, semi-hard triplets, cosine), as the benchmarks run it.
+TRIPLET = {
+    "loss": "TripletMarginLoss",
+    "loss_options": {"margin": 0.05, "distance": "CosineSimilarity"},
+    "miner": "TripletMarginMiner",
+    "miner_options": {"margin": 0.2, "type_of_triplets": "semihard", "distance": "CosineSimilarity"},
+}
+
+
 def read_jsonl(path: Path) -> list[dict]:
     with gzip.open(path, "rt") as handle:
         return [json.loads(line) for line in handle]

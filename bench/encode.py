@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, peak_rss_mib, quora_dev, rate_summary, run_all  # noqa: E402
+from common import ROOT, machine, peak_rss_mib, quora_dev, rate_summary, run_all, tree_peak_rss_mib  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 IN_PROCESS = {
@@ -122,15 +122,15 @@ def served_embedder(config: dict, batch_size: int, request_size: int, workdir: P
         by_id = {doc.id: doc.embedding for doc in answer}
         return np.stack([np.asarray(by_id[str(i)], dtype=np.float32) for i in range(len(texts))])
 
-    return embed, flow
+    return embed, flow, request_size
 
 
 def run_one(name: str, args) -> dict:
     config = CONFIGS[name]
     texts, queries, index = texts_and_eval(args.texts)
-    flow = None
+    flow = request_size = None
     if config["kind"] == "served":
-        embed, flow = served_embedder(config, args.batch_size, args.request_size, Path(args.workdir))
+        embed, flow, request_size = served_embedder(config, args.batch_size, args.request_size, Path(args.workdir))
     else:
         embed = local_embedder(config, args.batch_size)
     probe_only = config.get("dtype") == "bfloat16" and not bf16_hardware() and not args.force_bf16
@@ -148,27 +148,19 @@ def run_one(name: str, args) -> dict:
         full = None
         if config["kind"] != "served" and not probe_only:
             full = embed([q["text"] for q in queries] + [r["text"] for r in index])
-        rss = tree_rss(flow) if flow else peak_rss_mib()
+        rss = tree_peak_rss_mib(flow.process.pid) if flow else peak_rss_mib()
     finally:
         if flow:
             flow.stop()
     result = {"config": name, "texts": len(texts), "batch_size": args.batch_size, **rate_summary(seconds, len(texts))}
     if probe_only:
         result["note"] = "no bf16 hardware on this CPU (PyTorch emulates bf16): one short pass only"
-    if config["kind"] == "served":
-        from tunerflow.client.connection import max_request_docs
-
-        result["request_size"] = max_request_docs(config["protocol"], args.request_size)
+    if request_size is not None:
+        result["request_size"] = request_size
     result["peak_rss_mib"] = rss
     if full is not None:
         result.update(quality(np.asarray(full), queries, index))
     return result
-
-
-def tree_rss(flow) -> float:
-    from common import tree_peak_rss_mib
-
-    return tree_peak_rss_mib(flow.process.pid)
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ def main() -> None:
 
     import torch
 
-    from common import machine, quora_dev, read_jsonl
+    from common import TRIPLET, machine, quora_dev, read_jsonl
     from tunerflow.data import make_record
     from tunerflow.data.store import DatasetStore
     from tunerflow.inference.torch_backend import TorchBackend
@@ -77,7 +77,7 @@ def main() -> None:
         section("recipe"),
         {"train_data": "train", "model": str(model_dir), "device": args.device, "precision": "bf16" if cuda else "fp32",
          "epochs": 1, "batch_size": args.batch_size, "num_items_per_class": 4, "max_length": 64, "learning_rate": 1e-5,
-         "loss": "TripletMarginLoss", "loss_options": {}, "miner": "TripletMarginMiner", "miner_options": {}},
+         **TRIPLET},
     )  # fmt: skip
     loaded = load_model(recipe.model, max_length=recipe.max_length)
     setup = build_setup(recipe, store, loaded)

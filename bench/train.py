@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import QUORA, ROOT, machine, peak_rss_mib, read_jsonl, run_all  # noqa: E402
+from common import QUORA, ROOT, TRIPLET, machine, peak_rss_mib, read_jsonl, run_all  # noqa: E402
 from tunerflow.data import whole_clusters  # noqa: E402
 
 
@@ -40,14 +40,6 @@ def step_rates(stamps: list[float], batch_sizes: list[int], warmup: int) -> dict
         "max": round(max(rates), 1),
         "steps": len(rates),
     }
-
-
-TRIPLET = {
-    "loss": "TripletMarginLoss",
-    "loss_options": {"margin": 0.05, "distance": "CosineSimilarity"},
-    "miner": "TripletMarginMiner",
-    "miner_options": {"margin": 0.2, "type_of_triplets": "semihard", "distance": "CosineSimilarity"},
-}
 
 
 def run_tunerflow(args) -> dict:

@@ -172,14 +172,15 @@ def run_demo(args) -> int:
         _say("\n5/6 the encoder swaps in the tuned model by itself ...")
         info = _wait_for_served_model(connection, run.name)
         _say(f"    now serving {info['model']}")
-        after_top = _top_matches(remote_encode(query_texts, flow.grpc_host), remote_encode(index_texts, flow.grpc_host))
+        after_queries = remote_encode(query_texts, flow.grpc_host)
+        after_top = _top_matches(after_queries, remote_encode(index_texts, flow.grpc_host))
         _show_search(search_queries, search_index, before_top, after_top)
 
         _say("\n6/6 downloading the artifact and checking its ONNX export ...")
         archive = run.save_artifact(home / "downloads")
         onnx_model = get_model(archive, is_onnx=True)
         local = onnx_model.embed(query_texts[:100])
-        served = remote_encode(query_texts[:100], flow.grpc_host)
+        served = after_queries[:100]
         cosine = (local * served).sum(1) / np.linalg.norm(local, axis=1) / np.linalg.norm(served, axis=1)
         _say(f"    {archive} ({archive.stat().st_size / 1e6:.0f} MB): ONNX vs served PyTorch cosine {cosine.min():.6f}")
         _say(f"\ndone in {time.monotonic() - started:.0f} s.")
