@@ -20,7 +20,7 @@ def labeled_docs(data: Any) -> Iterator:
 
     Each entry is checked as it is read; a bad one raises DataError naming it.
     """
-    from tunerflow.serving.documents import LabeledText
+    from tunerflow.serving.documents import LabeledText, resolve_label
 
     if is_file_path(data):
         for record in read_records(Path(data).expanduser()):
@@ -30,18 +30,10 @@ def labeled_docs(data: Any) -> Iterator:
         raise DataError(f"no data file at {data}")
     for index, item in enumerate(data):
         if hasattr(item, "text"):  # a docarray document
-            label = item.resolved_label() if hasattr(item, "resolved_label") else _doc_label(item)
+            label = resolve_label(getattr(item, "label", None), getattr(item, "tags", None))
             record = make_record(item.text, label, item.id, f"document {index} (id {item.id})")
         elif isinstance(item, (tuple, list)) and len(item) == 2:
             record = make_record(item[0], item[1], f"item-{index}", f"item {index}")
         else:
             raise DataError(f"item {index} is {type(item).__name__}; give documents, (text, label) pairs or a file")
         yield LabeledText(id=record.id, text=record.text, label=record.label)
-
-
-def _doc_label(doc: Any) -> Any:
-    label = getattr(doc, "label", None)
-    if label is None:
-        tags = getattr(doc, "tags", None) or {}
-        label = tags.get("finetuner_label")
-    return label

@@ -21,11 +21,16 @@ class LabeledText(TextDoc):
 
     def resolved_label(self) -> Optional[str]:
         """``label``, else ``tags['finetuner_label']``, as a string (None if neither)."""
-        if self.label is not None and str(self.label) != "":
-            return str(self.label)
-        value = self.tags.get(LABEL_TAG) if self.tags else None
-        if value is None or str(value) == "":
-            return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # protobuf Struct turns ints into floats
-        return str(value)
+        return resolve_label(self.label, self.tags)
+
+
+def resolve_label(label: Any, tags: Optional[Dict[str, Any]]) -> Optional[str]:
+    """``label``, else ``tags['finetuner_label']``, as a string (None if neither); for any document type."""
+    if label is not None and str(label) != "":
+        return str(label)
+    value = tags.get(LABEL_TAG) if tags else None
+    if value is None or str(value) == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # protobuf Struct turns ints into floats
+    return str(value)
