@@ -8,9 +8,6 @@ from pydantic import conint, validator
 
 from tunerflow.serving.parameters import StrictParameters
 
-_INT_FIELDS = ("epochs", "batch_size", "num_items_per_class", "max_length", "forward_chunk", "seed",
-               "eval_limit", "early_stopping_patience")  # fmt: skip
-
 
 class DatasetParameters(StrictParameters):
     """``/datasets/append``: which dataset the documents go to."""
@@ -54,10 +51,10 @@ class RunParameters(StrictParameters):
     experiment_name: Optional[str] = None
     description: Optional[str] = None
 
-    @validator(*_INT_FIELDS, pre=True)
+    @validator("*", pre=True)
     def _whole_numbers(cls, value: Any, field) -> Any:  # noqa: N805
-        # gRPC carries numbers as floats (3 arrives as 3.0); refuse 2.5 instead of truncating it.
-        if isinstance(value, float):
+        # gRPC carries numbers as floats (3 arrives as 3.0); refuse 2.5 for an int option instead of truncating it.
+        if field.type_ is int and isinstance(value, float):
             if not value.is_integer():
                 raise ValueError(f"{field.name} must be a whole number, got {value}")
             return int(value)
