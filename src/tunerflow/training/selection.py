@@ -90,6 +90,7 @@ def _save_weights(model: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     save_file(weights, str(partial))
     partial.replace(path)
