@@ -6,9 +6,10 @@ Layout under the home directory::
     runs/<name>/           record.json, log.txt, checkpoint/, best.safetensors, training.png
     artifacts/<name>/      published artifacts (and <name>.zip), LATEST -> the newest
 
-A run that was STARTED when the process died resumes from its last epoch
-checkpoint when a manager opens the same home again; CREATED runs are
-queued again in creation order.
+A run that was STARTED when the process stopped resumes from its last
+checkpoint when a manager opens the same home again: at the batch where a
+shutdown (:meth:`RunManager.close`) stopped it, or after the last epoch if the
+process died. CREATED runs are queued again in creation order.
 """
 
 from __future__ import annotations
