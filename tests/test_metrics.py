@@ -75,3 +75,18 @@ def test_evaluate_with_separate_index_and_limit():
     assert metrics["model_recall_at_k"] == pytest.approx(0.5)
     assert metrics["model_reciprocal_rank"] == pytest.approx(0.5)
     assert metrics["model_dcg_at_k"] == pytest.approx(1.0)
+
+
+def test_metric_key_names_what_evaluate_reports():
+    from tunerflow.cli.tables import metrics_table
+    from tunerflow.evaluation import metric_key
+
+    assert metric_key("average_precision") == metric_key("model_average_precision") == "model_average_precision"
+    assert metric_key("model_hit_at_k", prefix="base") == "base_model_hit_at_k"  # only its own prefix is dropped
+    data = EvaluationSet(["q"], ["q"], ["x"], ["i1", "i2"], ["i1", "i2"], ["x", "z"])
+    vectors = {"q": [1, 0], "i1": [0.8, 0.2], "i2": [0, 1]}
+    metrics = evaluate(_embedder(vectors), data, limit=1, prefix="base")
+    assert set(metrics) == {metric_key(name, "base") for name in NAMES}
+    reported = evaluate(_embedder(vectors), data, limit=1)
+    table = metrics_table({"before": reported, "after": reported, "after_epoch": 1, "primary_metric": "x"})
+    assert all(metric_key(name) in table for name in NAMES)

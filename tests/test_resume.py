@@ -1,4 +1,4 @@
-"""A run killed mid-epoch resumes from its checkpoint after a restart and ends as if never interrupted."""
+"""A run killed or shut down mid-epoch resumes after a restart and ends as if never interrupted."""
 
 from __future__ import annotations
 
@@ -96,3 +96,47 @@ def test_killed_run_resumes_and_finishes_like_an_uninterrupted_one(tmp_path, tin
     ours = load_file(str(Path(resumed.artifact) / "model.safetensors"))
     theirs = load_file(str(Path(uninterrupted.artifact) / "model.safetensors"))
     assert all(torch.allclose(ours[k], theirs[k], atol=1e-6) for k in theirs)
+
+
+def test_shutdown_mid_epoch_resumes_at_that_batch_like_an_uninterrupted_run(tmp_path, tiny_model_dir, monkeypatch):
+    from tunerflow.runs import RunStatus
+    from tunerflow.training.callbacks import Cancel
+
+    home = tmp_path / "shut"
+    manager = toy_manager(home, start_worker=False)
+    original = Cancel.on_step_end
+
+    def shut_down_after_step_13(self, setup, state, loss):
+        if state.step == 13:
+            manager.close()  # what a tuner closing does: the run sees "shutdown" at this step
+        original(self, setup, state, loss)
+
+    monkeypatch.setattr(Cancel, "on_step_end", shut_down_after_step_13)
+    options = toy_options(tiny_model_dir, epochs=3, run_name="shut")
+    interrupted = manager.run_now(manager.start(options).run_name)
+    monkeypatch.undo()
+    assert interrupted.status is RunStatus.STARTED, interrupted.details
+    saved = json.loads((home / "runs/shut/checkpoint/state.json").read_text())["state"]
+    batch = 13 - saved["steps_per_epoch"][0]
+    assert (saved["epoch"], saved["step"], saved["batch_in_epoch"]) == (1, 13, batch) and batch > 0
+    assert saved["stop_reason"] == "shutdown"
+
+    restarted = toy_manager(home, start_worker=False)  # finds the STARTED run and resumes it
+    try:
+        resumed = restarted.run_now("shut")
+    finally:
+        restarted.close()
+    assert resumed.status is RunStatus.FINISHED, resumed.details
+    assert f"at batch {batch} of epoch 2" in (home / "runs/shut/log.txt").read_text()
+
+    reference = toy_manager(tmp_path / "reference", start_worker=False)
+    try:
+        uninterrupted = reference.run_now(reference.start(options).run_name)
+    finally:
+        reference.close()
+    assert resumed.metrics["steps"] == uninterrupted.metrics["steps"] == sum(saved["steps_per_epoch"])
+    assert resumed.metrics["epoch_losses"] == uninterrupted.metrics["epoch_losses"]
+    assert resumed.metrics["after"] == uninterrupted.metrics["after"]
+    ours = load_file(str(Path(resumed.artifact) / "model.safetensors"))
+    theirs = load_file(str(Path(uninterrupted.artifact) / "model.safetensors"))
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)

@@ -178,20 +178,20 @@ def test_early_stopping_works_without_keep_best():
     import logging
     from types import SimpleNamespace
 
-    from tunerflow.training.callbacks import EarlyStopping, Evaluation
-    from tunerflow.training.state import TrainState
+    from tunerflow.training.selection import Selection
+    from tunerflow.training.state import StopReason, TrainState
 
     scores = iter([0.5, 0.7, 0.6, 0.65])  # before, then epochs 1..3: the best is epoch 1
     log = logging.getLogger("test")
-    callbacks = [Evaluation(lambda: {"model_average_precision": next(scores)}, "model_average_precision", log)]
-    callbacks.append(EarlyStopping(2, log))
+    selection = Selection(lambda: {"model_average_precision": next(scores)}, "model_average_precision", log, patience=2)
     setup, state = SimpleNamespace(recipe=SimpleNamespace(epochs=5)), TrainState(steps_per_epoch=[1] * 5)
-    callbacks[0].on_train_begin(setup, state)
+    selection.before(state)
     for epoch in (1, 2, 3):
         state.epoch = epoch
-        for callback in callbacks:
-            callback.on_epoch_end(setup, state)
+        selection.after_epoch(setup, state)
         if state.stop_reason:
             break
     assert (state.best_epoch, state.best_value, state.epoch) == (1, 0.7, 3)
     assert state.stop_reason == "early stopping"
+    assert state.stop_reason is StopReason.EARLY_STOPPING
+    assert not selection.restore_best(None, state)  # no best_path: nothing kept, nothing restored

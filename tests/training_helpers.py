@@ -8,6 +8,8 @@ from pathlib import Path
 from tunerflow.data import make_record
 from tunerflow.runs import RunManager
 from tunerflow.settings import section
+from tunerflow.training.recipe import Recipe
+from tunerflow.training.state import TrainSetup, TrainState
 
 TOPICS = "cat dog car train house city food water book tea money rain".split()
 FILLER = "the a is of to in on for and or what how why can i you we my your".split()
@@ -49,3 +51,16 @@ def toy_options(model_dir: Path, **overrides) -> dict:
     }
     options.update(overrides)
     return options
+
+
+def toy_setup(manager: RunManager, model_dir: Path, **overrides) -> tuple[TrainSetup, TrainState]:
+    """The loop's setup and a fresh state for the toy task, seeded as a run seeds them."""
+    import torch
+
+    from tunerflow.modeling.loading import load_model
+    from tunerflow.runs.execute import build_setup
+
+    recipe = Recipe.from_options(section("recipe"), toy_options(model_dir, **overrides))
+    torch.manual_seed(recipe.seed)
+    setup = build_setup(recipe, manager.datasets, load_model(recipe.model, max_length=recipe.max_length))
+    return setup, TrainState(steps_per_epoch=[len(setup.batches(e)) for e in range(recipe.epochs)])

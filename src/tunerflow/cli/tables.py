@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunerflow.evaluation.metrics import METRIC_NAMES
+from tunerflow.evaluation.metrics import METRIC_NAMES, metric_key
 
 
 def metrics_table(metrics: dict) -> str:
@@ -11,7 +11,7 @@ def metrics_table(metrics: dict) -> str:
     epoch = metrics.get("after_epoch")
     lines = [f"{'metric':<26}{'before':>10}{'after':>10}{'change':>10}", "-" * 56]
     for name in METRIC_NAMES:
-        key = f"model_{name}"
+        key = metric_key(name)
         lines.append(f"{key:<26}{before[key]:>10.5f}{after[key]:>10.5f}{after[key] - before[key]:>+10.5f}")
     if epoch is not None:
         lines.append(f"(after = epoch {epoch}, chosen by {metrics.get('primary_metric')})")

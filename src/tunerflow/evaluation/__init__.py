@@ -1,6 +1,6 @@
 """Retrieval evaluation with the reference tool's nine metrics (see METRICS in the README)."""
 
-from tunerflow.evaluation.evaluator import PRIMARY_METRIC, EvaluationSet, evaluate
-from tunerflow.evaluation.metrics import METRIC_NAMES, query_metrics
+from tunerflow.evaluation.evaluator import EvaluationSet, evaluate
+from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key, query_metrics
 
-__all__ = ["METRIC_NAMES", "PRIMARY_METRIC", "EvaluationSet", "evaluate", "query_metrics"]
+__all__ = ["METRIC_NAMES", "METRIC_PREFIX", "EvaluationSet", "evaluate", "metric_key", "query_metrics"]

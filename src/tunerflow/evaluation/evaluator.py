@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tunerflow.evaluation.metrics import METRIC_NAMES, query_metrics
+from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key, query_metrics
 
-PRIMARY_METRIC = "model_average_precision"
 _CHUNK = 512
 
 
@@ -40,9 +39,9 @@ def evaluate(
     data: EvaluationSet,
     limit: int = 20,
     exclude_self: bool = True,
-    prefix: str = "model",
+    prefix: str = METRIC_PREFIX,
 ) -> dict[str, float]:
-    """Mean of each metric over all queries, named ``<prefix>_<metric>``.
+    """Mean of each metric over all queries, named by :func:`metric_key` (``<prefix>_<metric>``).
 
     Args:
         embed: turns texts into an embedding matrix.
@@ -71,7 +70,7 @@ def evaluate(
             for name, value in query_metrics(relevance, max_rel).items():
                 totals[name] += value
     count = max(len(queries), 1)
-    return {f"{prefix}_{name}": total / count for name, total in totals.items()}
+    return {metric_key(name, prefix): total / count for name, total in totals.items()}
 
 
 def top_matches(scores: np.ndarray, limit: int, skip: int | None = None) -> list[int]:

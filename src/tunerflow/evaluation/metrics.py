@@ -24,6 +24,12 @@ METRIC_NAMES = (
     "dcg_at_k",
     "ndcg_at_k",
 )
+METRIC_PREFIX = "model"  # the evaluated model's prefix in the reported names: model_average_precision
+
+
+def metric_key(name: str, prefix: str = METRIC_PREFIX) -> str:
+    """A metric's reported name: ``average_precision`` or ``model_average_precision`` -> ``model_average_precision``."""
+    return f"{prefix}_{name.removeprefix(f'{prefix}_')}"
 
 
 def dcg(relevance: Sequence[int]) -> float:

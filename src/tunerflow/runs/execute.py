@@ -22,12 +22,14 @@ from tunerflow.inference.torch_backend import TorchBackend, resolve_device
 from tunerflow.modeling.loading import LoadedModel, load_model
 from tunerflow.options import DType
 from tunerflow.runs.plot import plot_run
-from tunerflow.training.callbacks import Cancel, Checkpoint, EarlyStopping, Evaluation, KeepBest, Progress
+from tunerflow.runs.record import RunStatus
+from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
 from tunerflow.training.components import build_loss, build_miner, build_optimizer
 from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
-from tunerflow.training.state import TrainSetup, TrainState
+from tunerflow.training.selection import Selection
+from tunerflow.training.state import StopReason, TrainSetup, TrainState
 
 EVAL_BATCH_SIZE = 128
 
@@ -42,13 +44,15 @@ class RunContext:
     datasets: DatasetStore
     artifacts: Path
     log: logging.Logger
-    stop_reason: Callable[[], str | None]
+    stop_reason: Callable[[], StopReason | None]
     progress: Progress | None = None
 
 
 @dataclass
 class RunOutcome:
-    status: str  # "finished", "cancelled" or "interrupted"
+    """How an execution ended: FINISHED (with an artifact), CANCELLED, or still STARTED (shut down, resumes later)."""
+
+    status: RunStatus
     metrics: dict
     artifact: Path | None = None
 
@@ -117,16 +121,11 @@ def execute_run(run: RunContext) -> RunOutcome:
     loaded = load_model(recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
     setup = build_setup(recipe, run.datasets, loaded)
     checkpoint_dir = run.directory / "checkpoint"
-    if (checkpoint_dir / "state.json").is_file():
-        state = load_checkpoint(checkpoint_dir, setup)
-        log.info("resuming from the checkpoint after epoch %d (step %d)", state.epoch, state.step)
-    else:
-        state = TrainState(steps_per_epoch=[len(setup.sampler.epoch(e)) for e in range(recipe.epochs)])
+    state = resume_state(checkpoint_dir, setup, log)
     eval_set = evaluation_set(recipe, run.datasets)
     spec = loaded.spec
     run.progress = Progress(log)
-    callbacks = [run.progress]
-    best_path = run.directory / "best.safetensors"
+    selection = None
     if eval_set is not None:
         dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
         embedder = TorchBackend(loaded, device=str(setup.device), dtype=dtype, batch_size=EVAL_BATCH_SIZE)
@@ -135,25 +134,33 @@ def execute_run(run: RunContext) -> RunOutcome:
             setup.model.eval()  # the loop puts it back in training mode at the next epoch
             return evaluate(embedder.embed, eval_set, limit=recipe.eval_limit)
 
-        callbacks.append(Evaluation(current_metrics, recipe.best_metric, log))
-        if recipe.keep_best:
-            callbacks.append(KeepBest(best_path))
-        if recipe.early_stopping_patience:
-            callbacks.append(EarlyStopping(recipe.early_stopping_patience, log))
-    callbacks += [Cancel(run.stop_reason), Checkpoint(checkpoint_dir, log)]
+        best_path = run.directory / "best.safetensors" if recipe.keep_best else None
+        selection = Selection(current_metrics, recipe.best_metric, log, best_path, recipe.early_stopping_patience)
+    callbacks = [run.progress, Cancel(run.stop_reason), Checkpoint(checkpoint_dir, log)]
     started = time.monotonic()
-    train(setup, state, callbacks)
-    if state.stop_reason in ("cancelled", "shutdown"):
-        return RunOutcome("cancelled" if state.stop_reason == "cancelled" else "interrupted", summarize(state, recipe))
-    if recipe.keep_best and best_path.is_file():
-        from safetensors.torch import load_file
-
-        setup.model.load_state_dict(load_file(str(best_path)))
-        log.info("keeping epoch %d (%s=%.5f)", state.best_epoch, recipe.best_metric, state.best_value)
+    train(setup, state, callbacks, selection)
+    if state.stop_reason is StopReason.CANCELLED:
+        return RunOutcome(RunStatus.CANCELLED, summarize(state, recipe))
+    if state.stop_reason is StopReason.SHUTDOWN:
+        return RunOutcome(RunStatus.STARTED, summarize(state, recipe))
+    if selection is not None:
+        selection.restore_best(setup.model, state)
     metrics = summarize(state, recipe)
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
     artifact = publish(run, LoadedModel(setup.model.cpu().eval(), loaded.tokenizer, spec, loaded.path), state, metrics)
-    return RunOutcome("finished", metrics, artifact)
+    return RunOutcome(RunStatus.FINISHED, metrics, artifact)
+
+
+def resume_state(checkpoint_dir: Path, setup: TrainSetup, log: logging.Logger) -> TrainState:
+    """The state saved in ``checkpoint_dir`` (setup restored from it), or a fresh one for the recipe's epochs."""
+    if not (checkpoint_dir / "state.json").is_file():
+        return TrainState(steps_per_epoch=[len(setup.batches(e)) for e in range(setup.recipe.epochs)])
+    state = load_checkpoint(checkpoint_dir, setup)
+    where = f", at batch {state.batch_in_epoch} of epoch {state.epoch + 1}" if state.batch_in_epoch else ""
+    log.info("resuming from the checkpoint after epoch %d (step %d)%s", state.epoch, state.step, where)
+    if state.stop_reason is not None and state.stop_reason.interrupts:
+        state.stop_reason = None  # the interruption is over; an early stop stays
+    return state
 
 
 def summarize(state: TrainState, recipe: Recipe) -> dict:
@@ -171,7 +178,7 @@ def summarize(state: TrainState, recipe: Recipe) -> dict:
         "epoch_losses": state.epoch_losses,
         "steps": state.step,
         "total_steps": state.total_steps,
-        "stop_reason": state.stop_reason,
+        "stop_reason": state.stop_reason.value if state.stop_reason else None,
     }
 
 

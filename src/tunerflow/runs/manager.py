@@ -6,9 +6,10 @@ Layout under the home directory::
     runs/<name>/           record.json, log.txt, checkpoint/, best.safetensors, training.png
     artifacts/<name>/      published artifacts (and <name>.zip), LATEST -> the newest
 
-A run that was STARTED when the process died resumes from its last epoch
-checkpoint when a manager opens the same home again; CREATED runs are
-queued again in creation order.
+A run that was STARTED when the process stopped resumes from its last
+checkpoint when a manager opens the same home again: at the batch where a
+shutdown (:meth:`RunManager.close`) stopped it, or after the last epoch if the
+process died. CREATED runs are queued again in creation order.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tunerflow.errors import ConfigError, TunerflowError
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
 from tunerflow.runs.record import RunRecord, RunStatus, now
 from tunerflow.training.recipe import Recipe
+from tunerflow.training.state import StopReason
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -210,7 +212,7 @@ class RunManager:
             datasets=self.datasets,
             artifacts=self.artifacts,
             log=run_log,
-            stop_reason=lambda: "cancelled" if name in self._cancel else ("shutdown" if self._shutdown else None),
+            stop_reason=lambda: self._stop_reason(name),
         )
         with self._lock:
             self._active = context
@@ -229,12 +231,12 @@ class RunManager:
         else:
             with self._lock:
                 record.metrics = outcome.metrics
-                if outcome.status == "finished":
+                if outcome.status is RunStatus.FINISHED:
                     record.artifact = str(outcome.artifact)
                     self._finish(record, RunStatus.FINISHED, "finished")
-                elif outcome.status == "cancelled":
+                elif outcome.status is RunStatus.CANCELLED:
                     self._finish(record, RunStatus.CANCELLED, "cancelled")
-                else:
+                else:  # still STARTED: shut down mid-run
                     record.details = "interrupted by shutdown; resumes when the tuner restarts"
                     record.save(directory)
             run_log.info("run %s: %s", name, record.details)
@@ -247,6 +249,11 @@ class RunManager:
                 self._active = None
                 self._wake.notify_all()
         return record
+
+    def _stop_reason(self, name: str) -> StopReason | None:
+        if name in self._cancel:
+            return StopReason.CANCELLED
+        return StopReason.SHUTDOWN if self._shutdown else None
 
     def _finish(self, record: RunRecord, status: RunStatus, details: str) -> None:
         record.status, record.details, record.finished_at = status, details, now()

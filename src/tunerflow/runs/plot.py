@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunerflow.evaluation.metrics import metric_key
 from tunerflow.training.state import TrainState
 
 _SHOWN = ("average_precision", "reciprocal_rank", "ndcg_at_k", "recall_at_k")
@@ -20,10 +21,10 @@ def plot_run(state: TrainState, primary: str, path: Path) -> Path:
     loss_axis.plot(range(1, len(state.step_losses) + 1), state.step_losses, linewidth=0.8)
     loss_axis.set(title="training loss", xlabel="step", ylabel="loss")
     epochs = [e["epoch"] for e in state.evaluations]
-    for name in dict.fromkeys([primary.removeprefix("model_"), *_SHOWN]):
-        values = [e["metrics"].get(f"model_{name}") for e in state.evaluations]
+    for key in dict.fromkeys(metric_key(name) for name in (primary, *_SHOWN)):
+        values = [e["metrics"].get(key) for e in state.evaluations]
         if epochs and None not in values:
-            metric_axis.plot(epochs, values, marker="o", label=name)
+            metric_axis.plot(epochs, values, marker="o", label=key)
     if epochs:
         metric_axis.legend(fontsize=8)
     metric_axis.set(title="retrieval metrics (epoch 0: before)", xlabel="epoch")

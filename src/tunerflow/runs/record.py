@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 class RunStatus(str, Enum):
-    """``CREATED -> STARTED -> FINISHED | FAILED | CANCELLED``."""
+    """``CREATED -> STARTED -> FINISHED | FAILED | CANCELLED``; a run shut down mid-way stays STARTED and resumes."""
 
     CREATED = "CREATED"
     STARTED = "STARTED"

@@ -1,20 +1,29 @@
-"""The training loop. It reads top to bottom; everything else is a callback."""
+"""The training loop. It reads top to bottom; the best-epoch selection and the callbacks do the rest."""
 
 from __future__ import annotations
 
 import torch
 
 from tunerflow.training.callbacks import Callback, fire
+from tunerflow.training.selection import Selection
 from tunerflow.training.state import TrainSetup, TrainState, learning_rate_at
 
 
-def train(setup: TrainSetup, state: TrainState, callbacks: list[Callback]) -> TrainState:
-    """Run (or resume) training from ``state`` until the recipe's epochs are done or a callback stops it."""
+def train(
+    setup: TrainSetup, state: TrainState, callbacks: list[Callback], selection: Selection | None = None
+) -> TrainState:
+    """Run (or resume) training from ``state`` until the recipe's epochs are done or something stops it.
+
+    A resumed ``state`` goes on at its epoch and batch. ``selection`` (evaluation,
+    best epoch, early stopping) decides after each epoch, before any callback hears of it.
+    """
     recipe, model, optimizer = setup.recipe, setup.model, setup.optimizer
     autocast_dtype = setup.autocast_dtype
     fire(callbacks, "on_train_begin", setup, state)
+    if selection is not None:
+        selection.before(state)
     while state.epoch < recipe.epochs and state.stop_reason is None:
-        batches = setup.sampler.epoch(state.epoch)
+        batches = setup.batches(state.epoch)
         fire(callbacks, "on_epoch_begin", setup, state)
         model.train()
         losses = []  # kept on the device: calling .item() every step would sync with the GPU
@@ -53,6 +62,7 @@ def train(setup: TrainSetup, state: TrainState, callbacks: list[Callback]) -> Tr
                 optimizer.step()
             state.step += 1
             state.batch_in_epoch = index + 1
+            state.texts_trained += len(positions)
             losses.append(loss.detach())
             fire(callbacks, "on_step_end", setup, state, loss.detach())
             if state.stop_reason is not None:
@@ -61,11 +71,13 @@ def train(setup: TrainSetup, state: TrainState, callbacks: list[Callback]) -> Tr
             values = torch.stack(losses).float().cpu().tolist()  # one sync per epoch
             state.step_losses.extend(values)
         if state.stop_reason is not None:
-            break  # stopped mid-epoch (cancelled): the epoch does not count
+            break  # stopped mid-epoch (cancelled, shut down): the epoch is not done; batch_in_epoch says where
         finished = state.step_losses[-state.steps_per_epoch[state.epoch] :] if state.step_losses else [0.0]
         state.epoch_losses.append(sum(finished) / max(len(finished), 1))
         state.epoch += 1
         state.batch_in_epoch = 0
+        if selection is not None:
+            selection.after_epoch(setup, state)
         fire(callbacks, "on_epoch_end", setup, state)
     fire(callbacks, "on_train_end", setup, state)
     return state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ class TrainSetup:
     labels: np.ndarray
     device: torch.device
     scaler: torch.amp.GradScaler | None = None
+    _batches: dict[int, list[np.ndarray]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -52,6 +54,25 @@ class TrainSetup:
             for chunk in length_sorted_batches(ids, self.recipe.forward_chunk or len(ids), pad_id)
         ]
 
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """The batches (record positions) of ``epoch``, built once: the step count and the loop share them."""
+        if epoch not in self._batches:
+            self._batches[epoch] = self.sampler.epoch(epoch)
+        return self._batches[epoch]
+
+
+class StopReason(str, Enum):
+    """Why the loop stopped before the recipe's last epoch."""
+
+    CANCELLED = "cancelled"  # asked by the user: the run ends
+    SHUTDOWN = "shutdown"  # the process is closing: the run resumes from its checkpoint later
+    EARLY_STOPPING = "early stopping"  # no improvement for ``early_stopping_patience`` epochs: the run is done
+
+    @property
+    def interrupts(self) -> bool:
+        """True when training was cut short from outside, not finished by the loop's own rule."""
+        return self in (StopReason.CANCELLED, StopReason.SHUTDOWN)
+
 
 @dataclass
 class TrainState:
@@ -60,24 +81,29 @@ class TrainState:
     steps_per_epoch: list[int]
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps done
-    batch_in_epoch: int = 0  # batches done in the current epoch
+    batch_in_epoch: int = 0  # batches done in the current epoch (non-zero in a checkpoint of a stopped run)
+    texts_trained: int = 0  # texts in the batches trained so far
     step_losses: list[float] = field(default_factory=list)
     epoch_losses: list[float] = field(default_factory=list)
     evaluations: list[dict] = field(default_factory=list)  # {"stage", "epoch", "metrics"}
     best_epoch: int | None = None
     best_value: float | None = None
     epochs_without_improvement: int = 0
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
 
     @property
     def total_steps(self) -> int:
         return sum(self.steps_per_epoch)
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["stop_reason"] = self.stop_reason.value if self.stop_reason else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainState:
+        data = dict(data)
+        data["stop_reason"] = StopReason(data["stop_reason"]) if data.get("stop_reason") else None
         return cls(**data)
 
 
