@@ -58,6 +58,7 @@ def _run_fields() -> dict[str, tuple[Any, Any]]:
 
 
 RunParameters = create_model("RunParameters", __base__=_RunParametersBase, __module__=__name__, **_run_fields())
+RunParameters.__doc__ = _RunParametersBase.__doc__
 
 
 class RunQuery(StrictParameters):
