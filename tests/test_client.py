@@ -12,7 +12,7 @@ import pytest
 from docarray import DocList
 
 from tests.training_helpers import toy_options, toy_records
-from tunerflow.errors import DataError
+from tunerflow.errors import ConfigError, DataError
 
 jina = pytest.importorskip("jina")
 
@@ -87,12 +87,16 @@ def test_client_refusals(flow, tiny_model_dir):
 
     with pytest.raises(DataError, match="item 1 has no label"):
         tunerflow.fit(train_data=[("a", 1), ("b", None)], host=flow.grpc_host)
-    with pytest.raises(RemoteError, match="learning_rate must be > 0"):
+    with pytest.raises(ConfigError, match="learning_rate must be > 0"):  # refused before the upload ...
         tunerflow.fit(train_data=[("a", 1), ("b", 1), ("c", 2), ("d", 2)], learning_rate=-1, host=flow.grpc_host)
+    with pytest.raises(RemoteError, match="learning_rate must be > 0, got -1"):  # ... as the tuner refuses it
+        Connection(flow.grpc_host).call("/runs/start", {"train_data": "t", "learning_rate": -1})
+    with pytest.raises(ConfigError, match="unknown scheduler 'nope'"):
+        tunerflow.fit(train_data=[("a", 1)], scheduler="nope", run_name="badvalue", host=flow.grpc_host)
     with pytest.raises(Exception, match="extra fields not permitted"):
         tunerflow.fit(train_data=[("a", 1)], lernrate=0.1, run_name="typo", host=flow.grpc_host)
     stored = Connection(flow.grpc_host).call("/datasets/list")["datasets"]
-    assert "typo-train" not in {d["dataset"] for d in stored}  # refused before anything was uploaded
+    assert {"typo-train", "badvalue-train"}.isdisjoint(d["dataset"] for d in stored)  # nothing was uploaded
     with pytest.raises(RemoteError, match="no run named 'ghost'"):
         tunerflow.get_run("ghost", host=flow.grpc_host)
 

@@ -42,3 +42,19 @@ def parse_enum(enum: type[E], value: object, what: str) -> E:
     except ValueError:
         choices = ", ".join(member.value for member in enum)
         raise ConfigError(f"unknown {what} {value!r}; choose one of: {choices}") from None
+
+
+class Scheduler(str, Enum):
+    """How the learning rate moves after the warm-up (see ``training.state.learning_rate_at``)."""
+
+    LINEAR = "linear"
+    COSINE = "cosine"
+    CONSTANT = "constant"
+
+
+class Precision(str, Enum):
+    """Training precision: float32, or autocast to bfloat16 or float16 (fp16 needs CUDA)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"

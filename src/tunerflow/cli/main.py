@@ -12,10 +12,40 @@ from typing import Any
 import yaml
 
 from tunerflow.errors import TunerflowError
+from tunerflow.options import Precision
 
 
 def _host(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="the Flow, e.g. grpc://127.0.0.1:54321 (default: config.yml client.host)")
+
+
+def _run_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--option-name`` flag per declared run option (the data options are the arguments above)."""
+    from tunerflow.training.recipe import Recipe
+
+    group = parser.add_argument_group("run options", "each defaults to config.yml's recipe section")
+    for option in Recipe.options():
+        if option.dataset:
+            continue
+        flag = {"dest": option.name, "default": None, "help": option.describe().replace("%", "%%")}
+        if option.kind is bool:
+            flag["action"] = argparse.BooleanOptionalAction
+        elif option.choices:
+            flag["choices"] = option.choices
+        else:
+            flag["type"] = _FLAG_TYPES.get(option.kind, str)
+            flag["metavar"] = option.kind.__name__.upper()
+        group.add_argument("--" + option.name.replace("_", "-"), **flag)
+
+
+def _mapping(text: str) -> dict:
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"want a YAML mapping such as '{{margin: 0.1}}', got {text!r}")
+    return value
+
+
+_FLAG_TYPES = {int: int, float: float, dict: _mapping}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eval-queries", type=int, default=None, help="dev queries evaluated (default: all 5,000)")
     demo.add_argument("--epochs", type=int, default=None, help="default: 1, with --full config.yml's")
     demo.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: config.yml's)")
-    demo.add_argument("--precision", default=None, help="fp32, bf16, fp16 (default: config.yml's)")
+    demo.add_argument("--precision", default=None, choices=[p.value for p in Precision], help="default: config.yml's")
     demo.add_argument("--home", type=Path, default=Path("workspace/demo"), help="where the demo keeps its state")
     demo.add_argument("--grpc-port", type=int, default=0, help="default: a free port")
     demo.add_argument("--http-port", type=int, default=0, help="default: a free port")
@@ -41,17 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("train", help="training data: CSV (text,label) or JSONL (text, label), or a stored dataset")
     fit.add_argument("--query", help="evaluation queries (same formats)")
     fit.add_argument("--index", help="evaluation index (default: the queries are their own index)")
-    fit.add_argument("--model")
-    fit.add_argument("--loss")
-    fit.add_argument("--miner")
-    fit.add_argument("--optimizer")
-    fit.add_argument("--learning-rate", type=float)
-    fit.add_argument("--epochs", type=int)
-    fit.add_argument("--batch-size", type=int)
-    fit.add_argument("--run-name")
-    fit.add_argument("--experiment-name")
-    fit.add_argument("--description")
-    fit.add_argument("--to-onnx", action="store_true", default=None)
+    _run_option_flags(fit)
     fit.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other run option (YAML value)"
     )
@@ -107,6 +127,7 @@ def cmd_demo(args) -> int:
 
 def cmd_fit(args) -> int:
     from tunerflow.client import EvaluationCallback, fit
+    from tunerflow.training.recipe import Recipe
 
     options: dict[str, Any] = {}
     for item in args.set:
@@ -114,12 +135,15 @@ def cmd_fit(args) -> int:
         if not sep:
             raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
         options[key.strip()] = yaml.safe_load(value)
-    for key in ("loss", "miner", "optimizer", "learning_rate", "epochs", "batch_size", "run_name",
-                "experiment_name", "description", "to_onnx"):  # fmt: skip
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    callbacks = [EvaluationCallback(args.query, args.index)] if args.query else []
-    run = fit(args.model, args.train, callbacks=callbacks, host=args.host, **options)
+    options.update(
+        {
+            option.name: getattr(args, option.name)
+            for option in Recipe.options()
+            if getattr(args, option.name, None) is not None
+        }
+    )
+    callbacks = [EvaluationCallback(args.query, args.index, options.pop("eval_limit", None))] if args.query else []
+    run = fit(options.pop("model", None), args.train, callbacks=callbacks, host=args.host, **options)
     print(f"started run {run.name} ({run.status()['status']})")
     if args.follow:
         for line in run.stream_logs():

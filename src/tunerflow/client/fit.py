@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from tunerflow.client.connection import Connection
 from tunerflow.client.data import is_file_path, labeled_docs
 from tunerflow.client.run import Run
-from tunerflow.errors import DataError
+from tunerflow.errors import ConfigError, DataError
 from tunerflow.serving.tuner_params import RunParameters
+from tunerflow.settings import section
+from tunerflow.training.recipe import Recipe
 
 
 @dataclass
@@ -22,12 +26,12 @@ class EvaluationCallback:
     Args:
         query_data: the queries (same forms as ``train_data``).
         index_data: the documents searched; None: the queries are their own index.
-        limit: matches per query (the metrics' k).
+        limit: matches per query (the metrics' k); None: the recipe's ``eval_limit``.
     """
 
     query_data: Any
     index_data: Any = None
-    limit: int = 20
+    limit: int | None = None
 
 
 def fit(
@@ -54,33 +58,52 @@ def fit(
         progress: show upload progress bars (default: when stderr is a terminal).
         options: any run option (``loss``, ``miner``, ``learning_rate``, ``epochs``,
             ``batch_size``, ``run_name``, ``experiment_name``, ``description``,
-            ``to_onnx``, ...); see ``config.yml``. Unknown names are refused.
+            ``to_onnx``, ...); see ``config.yml``. Unknown names and bad values are
+            refused (ConfigError) before anything is uploaded.
     """
     if train_data is None:
         raise TypeError("fit() needs train_data")
-    connection = Connection(host)
-    run_name = options.get("run_name") or f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    options["run_name"] = run_name
+    options["run_name"] = options.get("run_name") or _new_run_name()
     if model is not None:
         options["model"] = model
-    RunParameters(train_data=f"{run_name}-train", **options)  # unknown or mistyped options: refused before uploading
-    show = sys.stderr.isatty() if progress is None else progress
-    options["train_data"] = _dataset(connection, train_data, f"{run_name}-train", chunk_size, show)
+    run_name = options["run_name"]
+    data = {"train_data": (train_data, f"{run_name}-train")}
     for callback in callbacks or []:
-        if isinstance(callback, EvaluationCallback):
-            options["eval_query_data"] = _dataset(
-                connection, callback.query_data, f"{run_name}-query", chunk_size, show
-            )
-            if callback.index_data is not None:
-                options["eval_index_data"] = _dataset(
-                    connection, callback.index_data, f"{run_name}-index", chunk_size, show
-                )
-            options["eval_limit"] = callback.limit
-        else:
+        if not isinstance(callback, EvaluationCallback):
             raise TypeError(f"unsupported callback {callback!r}; use EvaluationCallback")
-    parameters = RunParameters(**options)
-    connection.call("/runs/start", parameters.options())
+        data["eval_query_data"] = (callback.query_data, f"{run_name}-query")
+        if callback.index_data is not None:
+            data["eval_index_data"] = (callback.index_data, f"{run_name}-index")
+        if callback.limit is not None:
+            options["eval_limit"] = callback.limit
+    # Every name and value is checked before anything is uploaded, as the tuner will check them.
+    check_run_options({**options, **{key: _dataset_name(*given) for key, given in data.items()}})
+    connection = Connection(host)
+    show = sys.stderr.isatty() if progress is None else progress
+    for key, (given, name) in data.items():
+        options[key] = _dataset(connection, given, name, chunk_size, show)
+    connection.call("/runs/start", _parameters(options).options())
     return Run(run_name, connection)
+
+
+def check_run_options(options: dict[str, Any]) -> None:
+    """Refuse ``options`` as the tuner would: the request model, then the recipe over config.yml's defaults.
+
+    Raises:
+        ConfigError: with the tuner's message (a bad name, type, bound, choice or component).
+    """
+    Recipe.from_options(section("recipe"), _parameters(options).options())
+
+
+def _parameters(options: dict[str, Any]) -> RunParameters:
+    try:
+        return RunParameters(**options)
+    except ValidationError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _new_run_name() -> str:
+    return f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 def get_run(run_name: str, host: str | None = None) -> Run:
@@ -94,9 +117,16 @@ def list_runs(host: str | None = None) -> list[dict]:
     return Connection(host).call("/runs/list")["runs"]
 
 
-def _dataset(connection: Connection, data: Any, name: str, chunk_size: int | None, show: bool) -> str:
-    """Upload ``data`` as dataset ``name``; a plain string that is no file names a stored dataset."""
+def _dataset_name(data: Any, name: str) -> str:
+    """The dataset ``data`` will be: a plain string that is no file names a stored dataset, else ``name``."""
     if isinstance(data, str) and not is_file_path(data) and "/" not in data and not data.endswith((".csv", ".jsonl")):
+        return data
+    return name
+
+
+def _dataset(connection: Connection, data: Any, name: str, chunk_size: int | None, show: bool) -> str:
+    """Upload ``data`` as dataset ``name``, unless it names a stored dataset."""
+    if _dataset_name(data, name) != name:
         return data
     bar = _progress_bar(name, show)
     try:

@@ -38,6 +38,18 @@ def whole_clusters(items: Iterable[T], limit: int, label: Callable[[T], Hashable
     return chosen
 
 
+def check_m_per_class(batch_size: int, m: int) -> None:
+    """The one rule of label-balanced batches: ``m >= 2`` texts per label (a positive pair) and
+    ``batch_size >= 2 * m`` (two labels per batch, so that there are negatives)."""
+    if m < 2:
+        raise ConfigError(f"num_items_per_class must be at least 2 (a positive pair), got {m}")
+    if batch_size < 2 * m:
+        raise ConfigError(
+            f"batch_size {batch_size} is too small for num_items_per_class {m}: it must be at least "
+            f"2 * num_items_per_class = {2 * m} so that a batch holds two labels"
+        )
+
+
 class LabelBalancedBatches:
     """Batches of record positions for each epoch.
 
@@ -55,13 +67,7 @@ class LabelBalancedBatches:
     """
 
     def __init__(self, labels: np.ndarray, batch_size: int, m: int, seed: int) -> None:
-        if m < 2:
-            raise ConfigError(f"num_items_per_class must be at least 2 (a positive pair), got {m}")
-        if batch_size < 2 * m:
-            raise ConfigError(
-                f"batch_size {batch_size} is too small for {m} items per class: it must be at least "
-                f"2 * num_items_per_class = {2 * m} so that a batch holds two labels"
-            )
+        check_m_per_class(batch_size, m)
         self.batch_size, self.m, self.seed = int(batch_size), int(m), int(seed)
         labels = np.asarray(labels)
         order = np.argsort(labels, kind="stable")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from pydantic import conint, validator
+from pydantic import Field, conint, create_model, validator
 
 from tunerflow.serving.parameters import StrictParameters
+from tunerflow.training.recipe import Recipe
 
 
 class DatasetParameters(StrictParameters):
@@ -15,54 +16,49 @@ class DatasetParameters(StrictParameters):
     dataset: str
 
 
-class RunParameters(StrictParameters):
-    """``/runs/start``: a run's options; what is left out comes from the default recipe (config.yml)."""
+class _RunParametersBase(StrictParameters):
+    """``/runs/start``: a run's options; what is left out comes from the default recipe (config.yml).
 
-    train_data: str
-    model: Optional[str] = None
-    eval_query_data: Optional[str] = None
-    eval_index_data: Optional[str] = None
-    loss: Optional[str] = None
-    loss_options: Optional[Dict[str, Any]] = None
-    miner: Optional[str] = None
-    miner_options: Optional[Dict[str, Any]] = None
-    optimizer: Optional[str] = None
-    optimizer_options: Optional[Dict[str, Any]] = None
-    learning_rate: Optional[float] = None
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    num_items_per_class: Optional[int] = None
-    scheduler: Optional[str] = None
-    warmup_ratio: Optional[float] = None
-    max_length: Optional[int] = None
-    forward_chunk: Optional[int] = None
-    pooling: Optional[str] = None
-    max_grad_norm: Optional[float] = None
-    seed: Optional[int] = None
-    device: Optional[str] = None
-    precision: Optional[str] = None
-    eval_limit: Optional[int] = None
-    best_metric: Optional[str] = None
-    keep_best: Optional[bool] = None
-    early_stopping_patience: Optional[int] = None
-    to_onnx: Optional[bool] = None
-    int8: Optional[bool] = None
-    run_name: Optional[str] = None
-    experiment_name: Optional[str] = None
-    description: Optional[str] = None
+    Its fields are made from the option declarations on :class:`~tunerflow.training.recipe.Recipe`
+    (see :func:`_run_fields`); every value is checked by its declaration's ``parse``, so a bad
+    value is refused here with the message the recipe gives.
+    """
 
     @validator("*", pre=True)
-    def _whole_numbers(cls, value: Any, field) -> Any:  # noqa: N805
-        # gRPC carries numbers as floats (3 arrives as 3.0); refuse 2.5 for an int option instead of truncating it.
-        if field.type_ is int and isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError(f"{field.name} must be a whole number, got {value}")
-            return int(value)
-        return value
+    def _declared(cls, value: Any, field) -> Any:  # noqa: N805 (pydantic passes the class)
+        return value if value is None else _DECLARED[field.name].parse(value)
 
     def options(self) -> dict[str, Any]:
         """The options that were given (None means: use the default)."""
         return {key: value for key, value in self.dict().items() if value is not None}
+
+
+# Wire types: enums travel as their string values, mappings as JSON objects. Keep these plain:
+# the gateway rebuilds the model from its JSON schema, and knows only the basic types.
+_WIRE_TYPES = {bool: bool, int: int, float: float, str: str, dict: Dict[str, Any]}
+_DECLARED = {declared.name: declared for declared in Recipe.options()}
+
+
+def _run_fields() -> dict[str, tuple[Any, Any]]:
+    fields = {}
+    for declared in Recipe.options():
+        schema: dict[str, Any] = {"description": declared.describe()}
+        if declared.choices:
+            schema["enum"] = list(declared.choices)
+        if declared.minimum is not None:
+            schema["exclusiveMinimum" if declared.above else "minimum"] = declared.minimum
+        if declared.maximum is not None:
+            schema["exclusiveMaximum" if declared.below else "maximum"] = declared.maximum
+        wire = _WIRE_TYPES.get(declared.kind, str)
+        if declared.per_run and declared.required:  # train_data: every run names its data
+            fields[declared.name] = (wire, Field(..., **schema))
+        else:
+            fields[declared.name] = (Optional[wire], Field(None, **schema))
+    return fields
+
+
+RunParameters = create_model("RunParameters", __base__=_RunParametersBase, __module__=__name__, **_run_fields())
+RunParameters.__doc__ = _RunParametersBase.__doc__
 
 
 class RunQuery(StrictParameters):

@@ -48,43 +48,55 @@ def loss_names() -> list[str]:
     return sorted(_classes(_module("losses"), BaseMetricLossFunction))
 
 
-def miner_names() -> list[str]:
-    from pytorch_metric_learning.miners import BaseMiner
-
-    return sorted(_classes(_module("miners"), BaseMiner))
-
-
-def optimizer_names() -> list[str]:
-    return sorted(_classes(torch.optim, torch.optim.Optimizer))
-
-
 def _lookup(kind: str, name: str, table: dict[str, type]) -> type:
     if name not in table:
         raise ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(table))}")
     return table[name]
 
 
-def _accepted_options(cls: type) -> set[str]:
+def _accepted_options(cls: type) -> dict[str, inspect.Parameter]:
     """Constructor options of ``cls``, following ``**kwargs`` up the class hierarchy."""
-    names: set[str] = set()
+    accepted: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
         init = vars(klass).get("__init__")
         if init is None:
             continue
         parameters = inspect.signature(init).parameters
-        names |= {n for n, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        for name, parameter in parameters.items():
+            if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL) and name != "self":
+                accepted.setdefault(name, parameter)
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             break
-    return names - {"self"}
+    return accepted
 
 
 def _check_options(kind: str, cls: type, options: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
-    valid = sorted(_accepted_options(cls) - set(skip))
-    unknown = sorted(set(options) - set(valid))
+    """Refuse option names the constructor does not take, and values unlike a bool or number default."""
+    accepted = {name: p for name, p in _accepted_options(cls).items() if name not in skip}
+    unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} for {kind} {cls.__name__}; valid: {', '.join(valid) or 'none'}"
+            f"unknown option(s) {', '.join(unknown)} for {kind} {cls.__name__}; "
+            f"valid: {', '.join(sorted(accepted)) or 'none'}"
         )
+    for name, value in options.items():
+        default = accepted[name].default
+        if value is None:
+            continue
+        # Only bool and number defaults say the kind: a string default ("all") may also take a number.
+        if isinstance(default, bool) and not isinstance(value, bool):
+            wanted = "true or false"
+        elif _is_number(default) and not _is_number(value):
+            wanted = "a number"
+        else:
+            continue
+        raise ConfigError(
+            f"option {name} of {kind} {cls.__name__} must be {wanted} (default {default!r}), got {value!r}"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _resolve_objects(options: dict[str, Any]) -> dict[str, Any]:
@@ -145,3 +157,18 @@ def build_optimizer(name: str, options: dict[str, Any], parameters, learning_rat
         return cls(parameters, lr=learning_rate, **options)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"cannot build optimizer {name} with {options}: {error}") from None
+
+
+def check_components(
+    loss: str, loss_options: dict[str, Any], miner: str | None, miner_options: dict[str, Any],
+    optimizer: str, optimizer_options: dict[str, Any],
+) -> None:  # fmt: skip
+    """Refuse unknown names, option names and option kinds of a recipe's components, without a model.
+
+    Each is built once on stand-ins (2 classes, 8 dimensions, one parameter): cheap,
+    and what the constructors themselves refuse is refused here too.
+    """
+    stand_in = [torch.nn.Parameter(torch.zeros(1))]
+    build_loss(loss, loss_options, num_classes=2, embedding_size=8)
+    build_miner(miner, miner_options)
+    build_optimizer(optimizer, optimizer_options, stand_in, learning_rate=1e-3)

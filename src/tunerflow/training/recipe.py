@@ -1,61 +1,115 @@
-"""A training recipe: every option of a run, validated once, defaults from ``config.yml``."""
+"""A training recipe: every run option, declared once, validated once; defaults from ``config.yml``.
+
+Each field below is the one declaration of a run option (see
+:mod:`tunerflow.training.option_spec`): the request model of ``/runs/start``,
+the client's pre-upload check and the CLI flags are derived from it. To add an
+option, add a field here and its default to ``config.yml``'s ``recipe`` section.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+import re
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
+from tunerflow.data.sampler import check_m_per_class
 from tunerflow.data.store import check_name
 from tunerflow.errors import ConfigError
 from tunerflow.evaluation.metrics import METRIC_NAMES
-from tunerflow.options import Pooling, parse_enum
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-SCHEDULERS = ("linear", "cosine", "constant")
+from tunerflow.options import Pooling, Precision, Scheduler
+from tunerflow.training.option_spec import Option, declared_options, option
 
 
-@dataclass
+def _best_metric(value: str) -> str:
+    metric = value.removeprefix("model_")
+    if metric not in METRIC_NAMES:
+        raise ConfigError(f"unknown best_metric {value!r}; choose one of: {', '.join(METRIC_NAMES)}")
+    return f"model_{metric}"
+
+
+def _device(value: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise ConfigError(f"unknown device {value!r}; use 'cpu', 'cuda' or 'cuda:N'")
+    return value
+
+
+@dataclass(kw_only=True)
 class Recipe:
     """What a run trains, on what, and how. See ``config.yml`` for why each default is what it is."""
 
-    train_data: str
-    model: str
-    loss: str
-    loss_options: dict[str, Any]
-    miner: str | None
-    miner_options: dict[str, Any]
-    optimizer: str
-    optimizer_options: dict[str, Any]
-    learning_rate: float
-    epochs: int
-    batch_size: int
-    num_items_per_class: int
-    scheduler: str
-    warmup_ratio: float
-    max_length: int
-    forward_chunk: int | None
-    pooling: str | None
-    max_grad_norm: float | None
-    seed: int
-    device: str
-    precision: str
-    eval_query_data: str | None
-    eval_index_data: str | None
-    eval_limit: int
-    best_metric: str
-    keep_best: bool  # applies when evaluation is on
-    early_stopping_patience: int | None
-    to_onnx: bool
-    int8: bool
-    run_name: str | None = None
-    experiment_name: str = "default"
-    description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    train_data: str = option("the stored dataset to train on", per_run=True, dataset=True)
+    model: str = option(
+        "model to fine-tune: a bundled name, a local Hugging Face or sentence-transformers directory, an artifact"
+    )
+    loss: str = option("a pytorch-metric-learning loss by class name, e.g. MultiSimilarityLoss, TripletMarginLoss")
+    loss_options: dict[str, Any] = option(
+        "the loss's constructor options; distance, reducer, regularizers by class name"
+    )
+    miner: str | None = option("a pytorch-metric-learning miner by class name; none: no miner")
+    miner_options: dict[str, Any] = option("the miner's constructor options")
+    optimizer: str = option("a torch.optim optimizer by class name, e.g. AdamW")
+    optimizer_options: dict[str, Any] = option("the optimizer's options (the learning rate is learning_rate)")
+    learning_rate: float = option("peak learning rate (above 1 only diverges)", minimum=0, above=True, maximum=1)
+    epochs: int = option(
+        "passes over the training data (bounded: each epoch's batches are planned up front)",
+        minimum=1,
+        maximum=1000,
+    )
+    batch_size: int = option(
+        "texts per optimizer step, at least 2 * num_items_per_class (bounded by memory)", minimum=4, maximum=65536
+    )
+    num_items_per_class: int = option("m: texts per label in each batch", minimum=2, maximum=1024)
+    scheduler: Scheduler = option("learning-rate schedule after the warm-up")
+    warmup_ratio: float = option(
+        "share of the steps spent warming up the learning rate", minimum=0, maximum=1, below=True
+    )
+    max_length: int = option("tokens per text, at most the model's position embeddings", minimum=2, maximum=8192)
+    forward_chunk: int | None = option(
+        "texts per forward pass, sorted by length; null: the whole batch", minimum=1, maximum=65536
+    )
+    pooling: Pooling | None = option("token pooling; null: the model's own")
+    max_grad_norm: float | None = option(
+        "clip the gradient norm to this; null: no clipping", minimum=0, above=True, maximum=1000
+    )
+    seed: int = option(
+        "seed of the batches, the initialisation and dropout (numpy seeds are below 2**32)",
+        minimum=0,
+        maximum=2**32 - 1,
+    )
+    device: str = option("where to train: cpu, cuda or cuda:N", check=_device)
+    precision: Precision = option("training precision; fp16 needs CUDA")
+    eval_query_data: str | None = option("stored dataset of evaluation queries; null: no evaluation", dataset=True)
+    eval_index_data: str | None = option(
+        "stored dataset searched by the queries; null: the queries themselves", dataset=True
+    )
+    eval_limit: int = option("matches per query, the metrics' k (bounded: evaluation time)", minimum=1, maximum=10000)
+    best_metric: str = option(
+        f"the primary metric, for the best epoch and early stopping: {', '.join(METRIC_NAMES)}", check=_best_metric
+    )
+    keep_best: bool = option("publish the best epoch, not the last (when evaluation is on)")
+    early_stopping_patience: int | None = option(
+        "stop after this many epochs without improvement; null: never", minimum=1, maximum=1000
+    )
+    to_onnx: bool = option("also export the model to ONNX")
+    int8: bool = option("also export an int8-quantised ONNX model (implies to_onnx)")
+    run_name: str | None = option(
+        "the run's name; null: one is made up", default=None, per_run=True, check=lambda v: check_name(v, "run")
+    )
+    experiment_name: str = option(
+        "a group of runs", default="default", per_run=True, check=lambda v: check_name(v, "experiment")
+    )
+    description: str = option("free text kept with the run", default="", per_run=True)
+
+    @classmethod
+    def options(cls) -> tuple[Option, ...]:
+        """The declared run options, in order."""
+        return declared_options(cls)
 
     @classmethod
     def names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name != "extra"]
+        return [declared.name for declared in cls.options()]
 
     @classmethod
     def check_names(cls, options: dict[str, Any]) -> None:
@@ -71,104 +125,35 @@ class Recipe:
         cls.check_names(overrides)
         merged = dict(defaults)
         merged.update({key: value for key, value in overrides.items() if value is not None or key not in merged})
-        missing = [name for name in cls.names() if name not in merged and _required(name)]
+        missing = [declared.name for declared in cls.options() if declared.required and declared.name not in merged]
         if missing:
             raise ConfigError(f"missing run option(s): {', '.join(missing)}")
-        recipe = cls(**{key: merged[key] for key in cls.names() if key in merged})
+        recipe = cls(**merged)
         recipe.validate()
         return recipe
 
     def validate(self) -> None:
-        """Check every value; raise ConfigError naming the option and what is allowed."""
-        check_name(self.train_data, "train_data dataset")
-        for name in ("eval_query_data", "eval_index_data"):
-            if getattr(self, name) is not None:
-                check_name(getattr(self, name), f"{name} dataset")
+        """Check every value (types, bounds, choices, then the rules between options); raise ConfigError
+        naming the option and what is allowed. Values are normalised in place (``3.0`` -> ``3``, enums)."""
+        for declared in self.options():
+            setattr(self, declared.name, declared.parse(getattr(self, declared.name)))
+        check_m_per_class(self.batch_size, self.num_items_per_class)
         if self.eval_index_data and not self.eval_query_data:
             raise ConfigError("eval_index_data needs eval_query_data (the queries)")
-        if self.run_name is not None:
-            check_name(self.run_name, "run")
-        check_name(self.experiment_name, "experiment")
-        self.learning_rate = _number(self.learning_rate, "learning_rate", float)
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        self.epochs = _number(self.epochs, "epochs", int)
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        self.batch_size = _number(self.batch_size, "batch_size", int)
-        self.num_items_per_class = _number(self.num_items_per_class, "num_items_per_class", int)
-        if self.num_items_per_class < 2:
-            raise ConfigError(f"num_items_per_class must be at least 2, got {self.num_items_per_class}")
-        if self.batch_size < 2 * self.num_items_per_class:
-            raise ConfigError(
-                f"batch_size {self.batch_size} is too small for num_items_per_class {self.num_items_per_class}: "
-                f"a batch needs at least two labels, so batch_size >= {2 * self.num_items_per_class}"
-            )
-        if self.forward_chunk is not None:
-            self.forward_chunk = _number(self.forward_chunk, "forward_chunk", int)
-            if self.forward_chunk < 1:
-                raise ConfigError(f"forward_chunk must be at least 1 or null, got {self.forward_chunk}")
-        self.max_length = _number(self.max_length, "max_length", int)
-        if self.max_length < 2:
-            raise ConfigError(f"max_length must be at least 2, got {self.max_length}")
-        self.warmup_ratio = _number(self.warmup_ratio, "warmup_ratio", float)
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.max_grad_norm is not None:
-            self.max_grad_norm = _number(self.max_grad_norm, "max_grad_norm", float)
-            if self.max_grad_norm <= 0:
-                raise ConfigError(f"max_grad_norm must be > 0 or null, got {self.max_grad_norm}")
-        self.seed = _number(self.seed, "seed", int)
-        self.eval_limit = _number(self.eval_limit, "eval_limit", int)
-        if self.eval_limit < 1:
-            raise ConfigError(f"eval_limit must be at least 1, got {self.eval_limit}")
-        if self.early_stopping_patience is not None:
-            self.early_stopping_patience = _number(self.early_stopping_patience, "early_stopping_patience", int)
-            if self.early_stopping_patience < 1:
-                raise ConfigError(
-                    f"early_stopping_patience must be at least 1 or null, got {self.early_stopping_patience}"
-                )
-        _choice(self.precision, PRECISIONS, "precision")
-        _choice(self.scheduler, SCHEDULERS, "scheduler")
-        if self.pooling is not None:
-            self.pooling = parse_enum(Pooling, self.pooling, "pooling").value
-        metric = self.best_metric.removeprefix("model_")
-        if metric not in METRIC_NAMES:
-            raise ConfigError(f"unknown best_metric {self.best_metric!r}; choose one of: {', '.join(METRIC_NAMES)}")
-        self.best_metric = f"model_{metric}"
         if self.early_stopping_patience and not self.eval_query_data:
             raise ConfigError(
                 "early_stopping_patience stops by evaluation: give eval_query_data (and eval_index_data), "
                 "or set early_stopping_patience: null"
             )
-        for name in ("loss_options", "miner_options", "optimizer_options"):
-            if not isinstance(getattr(self, name), dict):
-                raise ConfigError(f"{name} must be a mapping of option names to values")
-        self.int8 = bool(self.int8)
-        self.to_onnx = bool(self.to_onnx) or self.int8
+        from tunerflow.training.components import check_components  # torch and pytorch-metric-learning
+
+        check_components(
+            self.loss, self.loss_options, self.miner, self.miner_options, self.optimizer, self.optimizer_options
+        )
+        self.to_onnx = self.to_onnx or self.int8
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("extra")
-        return data
-
-
-def _required(name: str) -> bool:
-    return name not in ("run_name", "experiment_name", "description")
-
-
-def _number(value: Any, name: str, kind: type) -> Any:
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if kind is int and float(value) != number:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
-    return number
-
-
-def _choice(value: Any, choices: tuple[str, ...], name: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+        """Plain values (enums as their names' strings), as stored in the run record."""
+        return {
+            key: value.value if isinstance(value, Enum) else value for key, value in dataclasses.asdict(self).items()
+        }

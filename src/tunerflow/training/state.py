@@ -14,6 +14,7 @@ from tunerflow.data.sampler import LabelBalancedBatches
 from tunerflow.data.store import Dataset
 from tunerflow.inference.batching import length_sorted_batches, tokenize
 from tunerflow.modeling.embedding_model import EmbeddingModel
+from tunerflow.options import Precision
 from tunerflow.training.recipe import Recipe
 
 
@@ -36,7 +37,7 @@ class TrainSetup:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.recipe.precision)
+        return {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(self.recipe.precision)
 
     def length_chunks(self, texts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Tokenise ``texts`` into ``(rows, input_ids, attention_mask)`` chunks of similar lengths.
