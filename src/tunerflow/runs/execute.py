@@ -20,7 +20,7 @@ from tunerflow.errors import ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
 from tunerflow.modeling.loading import LoadedModel, load_model
-from tunerflow.options import DType
+from tunerflow.options import DType, Precision
 from tunerflow.runs.plot import plot_run
 from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
@@ -58,13 +58,13 @@ class RunOutcome:
 
 
 def check_recipe(recipe: Recipe, datasets: DatasetStore) -> None:
-    """Refuse a recipe before anything runs: components, device, precision and datasets."""
+    """Refuse a recipe before anything runs: what needs this machine (device, precision) and the datasets.
+
+    The components (loss, miner, optimizer and their options) were checked by ``Recipe.validate``.
+    """
     device = resolve_device(recipe.device)
-    if recipe.precision == "fp16" and device.type != "cuda":
+    if recipe.precision == Precision.FP16 and device.type != "cuda":
         raise ConfigError("precision fp16 needs a CUDA device; on the CPU use fp32 or bf16")
-    build_loss(recipe.loss, recipe.loss_options, num_classes=2, embedding_size=8)
-    build_miner(recipe.miner, recipe.miner_options)
-    build_optimizer(recipe.optimizer, recipe.optimizer_options, [torch.nn.Parameter(torch.zeros(1))], 1.0)
     train_set = datasets.get(recipe.train_data)
     LabelBalancedBatches(train_set.labels(), recipe.batch_size, recipe.num_items_per_class, recipe.seed)
     for name in (recipe.eval_query_data, recipe.eval_index_data):
@@ -97,7 +97,7 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
     miner = build_miner(recipe.miner, recipe.miner_options)
     parameters = [p for p in model.parameters()] + [p for p in loss_fn.parameters()]
     optimizer = build_optimizer(recipe.optimizer, recipe.optimizer_options, parameters, recipe.learning_rate)
-    scaler = torch.amp.GradScaler("cuda") if recipe.precision == "fp16" else None
+    scaler = torch.amp.GradScaler("cuda") if recipe.precision == Precision.FP16 else None
     return TrainSetup(
         recipe=recipe,
         model=model,

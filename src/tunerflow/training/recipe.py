@@ -17,16 +17,16 @@ from typing import Any
 from tunerflow.data.sampler import check_m_per_class
 from tunerflow.data.store import check_name
 from tunerflow.errors import ConfigError
-from tunerflow.evaluation.metrics import METRIC_NAMES
+from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key
 from tunerflow.options import Pooling, Precision, Scheduler
 from tunerflow.training.option_spec import Option, declared_options, option
 
 
 def _best_metric(value: str) -> str:
-    metric = value.removeprefix("model_")
-    if metric not in METRIC_NAMES:
+    key = metric_key(value)
+    if key.removeprefix(f"{METRIC_PREFIX}_") not in METRIC_NAMES:
         raise ConfigError(f"unknown best_metric {value!r}; choose one of: {', '.join(METRIC_NAMES)}")
-    return f"model_{metric}"
+    return key
 
 
 def _device(value: str) -> str:
