@@ -11,9 +11,8 @@ import pytest
 
 from tests.conftest import TEXTS
 from tunerflow.api import get_model
-from tunerflow.artifact import load_artifact, save_artifact
+from tunerflow.artifact import load_artifact, load_model, save_artifact
 from tunerflow.errors import ArtifactError
-from tunerflow.modeling import load_model
 
 
 @pytest.fixture(scope="module")

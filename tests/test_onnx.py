@@ -10,10 +10,9 @@ import torch
 
 from tests.conftest import TEXTS
 from tunerflow.api import get_model
-from tunerflow.artifact import save_artifact
+from tunerflow.artifact import load_model
 from tunerflow.errors import ExportParityError
-from tunerflow.export import check_parity, export_onnx
-from tunerflow.modeling import load_model
+from tunerflow.export import check_parity, export_onnx, save_artifact
 
 
 @pytest.fixture(scope="module")
