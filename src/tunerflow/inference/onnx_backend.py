@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tunerflow.errors import DeviceError
+from tunerflow.errors import ConfigError, DeviceError
 from tunerflow.export.onnx_export import run_session
 from tunerflow.format import Architecture, ArtifactConfig, ModelSpec
 from tunerflow.inference.base import InferenceBackend
@@ -28,6 +28,8 @@ class OnnxBackend(InferenceBackend):
         artifact: the config of the artifact the graph belongs to.
     """
 
+    name = Backend.ONNX.value
+
     def __init__(
         self,
         onnx_path: Path,
@@ -43,6 +45,8 @@ class OnnxBackend(InferenceBackend):
     ) -> None:
         import onnxruntime as ort
 
+        if Backend(backend) is Backend.TORCH:
+            raise ConfigError("OnnxBackend runs the onnx and onnx-int8 backends; torch is TorchBackend")
         super().__init__(tokenizer, spec, architecture, batch_size, artifact)
         self.name = Backend(backend).value
         self.path = Path(onnx_path)

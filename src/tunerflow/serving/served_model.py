@@ -10,6 +10,7 @@ from typing import Any
 from tunerflow.artifact.publish import read_latest
 from tunerflow.errors import TunerflowError
 from tunerflow.inference import InferenceBackend, open_backend
+from tunerflow.options import Backend
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class ServedModel:
     def info(self) -> dict:
         """What is served: source, backend, spec, int8 quality when quantised, follow state."""
         current = self.current
-        int8 = current.artifact.onnx_int8 if current.artifact and current.name == "onnx-int8" else None
+        int8 = current.artifact.onnx_int8 if current.artifact and current.name == Backend.ONNX_INT8.value else None
         return {
             "model": self.source,
             "backend": current.name,
