@@ -52,10 +52,10 @@ def main() -> None:
     import torch
 
     from common import TRIPLET, machine, quora_dev, read_jsonl
+    from tunerflow.artifact import load_model
     from tunerflow.data import make_record
     from tunerflow.data.store import DatasetStore
     from tunerflow.inference.torch_backend import TorchBackend
-    from tunerflow.modeling import load_model
     from tunerflow.runs.execute import build_setup
     from tunerflow.settings import section
     from tunerflow.training.callbacks import Callback

@@ -45,9 +45,9 @@ def step_rates(stamps: list[float], batch_sizes: list[int], warmup: int) -> dict
 def run_tunerflow(args) -> dict:
     import torch
 
+    from tunerflow.artifact import load_model
     from tunerflow.data import make_record
     from tunerflow.data.store import DatasetStore
-    from tunerflow.modeling import load_model
     from tunerflow.runs.execute import build_setup
     from tunerflow.settings import section
     from tunerflow.training.callbacks import Callback

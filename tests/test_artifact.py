@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 
@@ -11,9 +12,8 @@ import pytest
 
 from tests.conftest import TEXTS
 from tunerflow.api import get_model
-from tunerflow.artifact import load_artifact, save_artifact
+from tunerflow.artifact import load_artifact, load_model, save_artifact
 from tunerflow.errors import ArtifactError
-from tunerflow.modeling import load_model
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,10 @@ def test_truncated_file_is_named(artifact_dir, tmp_path):
 def test_missing_file_is_named(artifact_dir, tmp_path):
     copy = _copy(artifact_dir, tmp_path)
     (copy / "config.json").unlink()
-    with pytest.raises(ArtifactError, match="missing"):
+    with pytest.raises(ArtifactError, match="missing") as error:
         load_artifact(copy)
+    assert error.value.path == str(copy / "config.json")
+    assert f"{copy / 'config.json'} is missing" in str(error.value)
 
 
 def test_mismatched_dimension_is_detected(artifact_dir, tmp_path):
@@ -123,9 +125,11 @@ def test_weights_from_another_model_are_detected(artifact_dir, tmp_path):
 
     copy = _copy(artifact_dir, tmp_path)
     other = build_tiny_model(tmp_path / "other", hidden=16)
-    shutil.copyfile(other / "model.safetensors", copy / "model.safetensors")
-    with pytest.raises(ArtifactError):
+    weights = copy / "model.safetensors"
+    shutil.copyfile(other / "model.safetensors", weights)
+    with pytest.raises(ArtifactError, match=re.escape(f"{weights} does not match {copy / 'config.json'}")) as error:
         load_artifact(copy, verify=False)
+    assert error.value.path == str(weights)
 
 
 def test_damaged_config_is_named(artifact_dir, tmp_path):

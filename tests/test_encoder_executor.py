@@ -12,10 +12,9 @@ from docarray import DocList
 
 from tests.conftest import TEXTS, build_tiny_model
 from tunerflow.api import get_model
-from tunerflow.artifact import save_artifact
+from tunerflow.artifact import load_model, save_artifact
 from tunerflow.artifact.publish import write_latest
 from tunerflow.errors import DataError
-from tunerflow.modeling import load_model
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
 

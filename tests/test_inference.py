@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +12,7 @@ import torch
 from tests.conftest import TEXTS
 from tunerflow.api import encode, get_model
 from tunerflow.errors import ConfigError, DataError, DeviceError
+from tunerflow.format import Architecture
 from tunerflow.inference.batching import length_sorted_batches
 
 
@@ -132,3 +136,43 @@ def test_bad_inputs(tiny_model_dir):
     with pytest.raises(DataError, match="document 1 .* has no text"):
         encode(model, DocList[TextDoc]([TextDoc(text="a"), TextDoc()]))
     assert model.embed([]).shape == (0, 32)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
+def test_every_backend_refuses_a_max_length_beyond_the_positions_alike(tiny_model_dir, backend):
+    with pytest.raises(ConfigError) as error:
+        get_model(tiny_model_dir, backend=backend, max_length=65)  # the tiny BERT has 64 positions
+    assert str(error.value) == "max_length must be between 2 and 64 for this model, got 65"
+    assert get_model(tiny_model_dir, backend=backend, max_length=64).spec.max_length == 64
+
+
+def test_a_backend_built_directly_checks_its_spec(tiny_model_dir):
+    from dataclasses import replace
+
+    from tunerflow.inference.onnx_backend import OnnxBackend
+
+    onnx_model = get_model(tiny_model_dir, is_onnx=True)
+    too_long = replace(onnx_model.spec, max_length=65)
+    architecture = Architecture.read(onnx_model.path.parent)
+    with pytest.raises(ConfigError, match="between 2 and 64"):
+        OnnxBackend(onnx_model.path, onnx_model.tokenizer, too_long, architecture)
+
+
+@pytest.fixture(scope="module")
+def causal_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny BERT as a decoder: each token attends only to the tokens before it."""
+    directory = tmp_path_factory.mktemp("causal") / "bert"
+    shutil.copytree(tiny_model_dir, directory)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "is_decoder": True}))
+    return directory
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_every_backend_refuses_cls_pooling_of_a_causal_model_alike(causal_model_dir, backend):
+    with pytest.raises(ConfigError) as error:
+        get_model(causal_model_dir, backend=backend, pooling="cls")
+    assert str(error.value) == (
+        "cls pooling takes the first token, which in a causal bert model sees no other token; use mean or max pooling"
+    )
+    assert get_model(causal_model_dir, backend=backend, pooling="mean").embed(TEXTS).shape == (len(TEXTS), 32)

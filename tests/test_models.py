@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import TEXTS
+from tunerflow.artifact import load_model
 from tunerflow.errors import ConfigError, ModelNotAvailableError
-from tunerflow.modeling import load_model
 from tunerflow.options import Pooling
 
 

@@ -143,7 +143,7 @@ def test_same_seed_same_weights(tmp_path, tiny_model_dir):
 def test_forward_chunks_give_the_whole_batch_embeddings(tiny_model_dir, forward_chunk):
     from types import SimpleNamespace
 
-    from tunerflow.modeling.loading import load_model
+    from tunerflow.artifact import load_model
     from tunerflow.training.state import TrainSetup
 
     loaded = load_model(tiny_model_dir)

@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "get_model": "tunerflow.api",
     "encode": "tunerflow.api",
-    "save_artifact": "tunerflow.artifact",
+    "save_artifact": "tunerflow.export",
     "load_artifact": "tunerflow.artifact",
-    "load_model": "tunerflow.modeling",
+    "load_model": "tunerflow.artifact",
     "BUNDLED_MODEL": "tunerflow.modeling.sources",
     "fit": "tunerflow.client",
     "get_run": "tunerflow.client",

@@ -8,7 +8,7 @@ from typing import Any
 from tunerflow.errors import DataError
 from tunerflow.inference.base import InferenceBackend
 from tunerflow.inference.factory import open_backend
-from tunerflow.modeling.loading import BUNDLED_MODEL
+from tunerflow.modeling.sources import BUNDLED_MODEL
 from tunerflow.options import Backend
 
 

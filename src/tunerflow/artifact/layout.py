@@ -1,4 +1,8 @@
-"""File names and the self-description of an artifact."""
+"""The artifact's manifest (file sizes and digests) and the library versions that wrote it.
+
+The file names themselves live in :mod:`tunerflow.format`; they are
+re-exported here for old imports.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,28 @@ import hashlib
 import importlib.metadata
 from pathlib import Path
 
-from tunerflow.modeling.sources import ARTIFACT_MARKER
+from tunerflow.format import (
+    ARTIFACT_CONFIG,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    RUN_FILE,
+    WEIGHTS_FILE,
+)
 
-ARTIFACT_CONFIG = ARTIFACT_MARKER
-RUN_FILE = "run.json"
-WEIGHTS_FILE = "model.safetensors"
-ONNX_FILE = "model.onnx"
-ONNX_INT8_FILE = "model.int8.onnx"
-FORMAT_NAME = "tunerflow-artifact"
-FORMAT_VERSION = 1
+__all__ = [
+    "ARTIFACT_CONFIG",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ONNX_FILE",
+    "ONNX_INT8_FILE",
+    "RUN_FILE",
+    "WEIGHTS_FILE",
+    "file_digest",
+    "library_versions",
+    "manifest",
+]
 
 _VERSIONED_PACKAGES = ("tunerflow", "torch", "transformers", "tokenizers", "safetensors", "onnx", "onnxruntime")
 

@@ -8,14 +8,14 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tunerflow.artifact.layout import ARTIFACT_CONFIG, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_FILE, file_digest
-from tunerflow.errors import ArtifactError, TunerflowError
-from tunerflow.modeling.embedding_model import EmbeddingModel, ModelSpec
-from tunerflow.modeling.loading import LoadedModel, quiet_transformers
+from tunerflow.artifact.layout import file_digest
+from tunerflow.errors import ArtifactError, ConfigError, TunerflowError
+from tunerflow.format import ARTIFACT_CONFIG, WEIGHTS_FILE, ArtifactConfig, ModelSpec
+from tunerflow.modeling.loading import LoadedModel, load_backbone_dir
 from tunerflow.paths import cache_dir
 
 
-def read_artifact_config(path: str | Path, verify: bool = True) -> tuple[Path, dict]:
+def read_artifact_config(path: str | Path, verify: bool = True) -> tuple[Path, ArtifactConfig]:
     """Return the artifact directory (a ``.zip`` is unpacked) and its verified config."""
     directory = Path(path).expanduser().resolve()
     if directory.is_file() and directory.suffix == ".zip":
@@ -24,21 +24,13 @@ def read_artifact_config(path: str | Path, verify: bool = True) -> tuple[Path, d
     if not config_file.is_file():
         raise ArtifactError(f"{directory} is not an artifact: {ARTIFACT_CONFIG} is missing", str(config_file))
     try:
-        config = json.loads(config_file.read_text())
-        if config.get("format") != FORMAT_NAME:
-            raise ValueError(f"format is {config.get('format')!r}, not {FORMAT_NAME!r}")
-        if int(config.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"format version {config['format_version']} is newer than this tunerflow reads")
-        config["spec"] = ModelSpec.from_dict(config["spec"]).to_dict()
-        files = config["files"]
-        if not isinstance(files, dict) or not files:
-            raise ValueError("the file list is empty")
+        config = ArtifactConfig.from_dict(json.loads(config_file.read_text()))
     except (ValueError, KeyError, TypeError, TunerflowError) as error:
         raise ArtifactError(
             f"{config_file} is damaged or not a tunerflow artifact config: {error}", str(config_file)
         ) from None
     if verify:
-        verify_files(directory, files)
+        verify_files(directory, config.files)
     return directory, config
 
 
@@ -59,31 +51,31 @@ def verify_files(directory: Path, files: dict[str, dict]) -> None:
             )
 
 
-def load_artifact(path: str | Path, verify: bool = True) -> LoadedModel:
-    """Load an artifact directory or ``.zip`` into a :class:`LoadedModel`."""
-    from transformers import AutoModel, AutoTokenizer
+def load_artifact(path: str | Path, verify: bool = True, *, spec: ModelSpec | None = None) -> LoadedModel:
+    """Load an artifact directory or ``.zip`` into a :class:`LoadedModel`.
 
+    Args:
+        path: the artifact directory or ``.zip``.
+        verify: check every file's size and SHA-256 first.
+        spec: load with this spec instead of the artifact's (an override; it is
+            checked against the architecture and must keep the dimension).
+    """
     directory, config = read_artifact_config(path, verify=verify)
-    spec = ModelSpec.from_dict(config["spec"])
+    spec = spec or config.spec
     weights = directory / WEIGHTS_FILE
     try:
-        with quiet_transformers():
-            backbone, info = AutoModel.from_pretrained(
-                directory, local_files_only=True, use_safetensors=True, output_loading_info=True
-            )
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        loaded = load_backbone_dir(directory, spec=spec, strict=True)
+    except ConfigError:
+        raise  # the spec asks what the model cannot do: the caller's option, not damage
     except (OSError, ValueError, RuntimeError) as error:
         raise ArtifactError(f"cannot load the model in {directory}: {error}", str(weights)) from error
-    bad = {key: value for key, value in info.items() if key != "error_msgs" and value}
-    if bad or info.get("error_msgs"):
-        raise ArtifactError(f"{weights} does not match config.json: {bad or info['error_msgs']}", str(weights))
-    model = EmbeddingModel(backbone, spec.pooling).eval()
-    if model.dimension != spec.dimension:
+    config_file = directory / ARTIFACT_CONFIG
+    if loaded.model.dimension != spec.dimension:
         raise ArtifactError(
-            f"{directory / ARTIFACT_CONFIG} says dimension {spec.dimension} but the weights give {model.dimension}",
-            str(directory / ARTIFACT_CONFIG),
+            f"{config_file} says dimension {spec.dimension} but the weights give {loaded.model.dimension}",
+            str(config_file),
         )
-    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, path=directory, artifact=config)
+    return loaded
 
 
 def unpack_zip(archive: Path) -> Path:

@@ -7,24 +7,21 @@ import logging
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tunerflow.artifact.layout import (
-    ARTIFACT_CONFIG,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    ONNX_FILE,
-    ONNX_INT8_FILE,
-    RUN_FILE,
-    library_versions,
-    manifest,
-)
+from tunerflow.artifact.layout import library_versions, manifest
 from tunerflow.artifact.st_compat import write_st_files
 from tunerflow.errors import ArtifactError
+from tunerflow.format import ARTIFACT_CONFIG, RUN_FILE, ArtifactConfig, Int8Info, OnnxInfo
 from tunerflow.modeling.loading import LoadedModel, quiet_transformers
 
 log = logging.getLogger(__name__)
+
+# Writes the ONNX files into the directory it is given and says what it wrote
+# (tunerflow.export passes one; the artifact layer itself never exports).
+OnnxWriter = Callable[[Path], tuple[OnnxInfo, Int8Info | None]]
 
 
 def save_artifact(
@@ -32,28 +29,26 @@ def save_artifact(
     directory: str | Path,
     *,
     run: dict | None = None,
-    to_onnx: bool = False,
-    int8: bool = False,
-    probe_texts: list[str] | None = None,
     extra_files: dict[str, Path] | None = None,
     zip: bool = False,
     overwrite: bool = False,
+    write_onnx: OnnxWriter | None = None,
 ) -> Path:
     """Save ``loaded`` as an artifact directory and return its path.
 
     The files are written to a temporary sibling and renamed into place, so a
-    reader never sees half an artifact.
+    reader never sees half an artifact. To include ONNX files use
+    :func:`tunerflow.export.save_artifact`, which passes ``write_onnx``.
 
     Args:
         loaded: the model, tokenizer and spec to save.
         directory: the artifact directory to create.
         run: run metadata and metrics for ``run.json`` (empty without a run).
-        to_onnx: also export ``model.onnx`` (checked for parity with PyTorch).
-        int8: also write ``model.int8.onnx`` (implies ``to_onnx``) and record
-            its cosine to fp32 on ``probe_texts``.
         extra_files: more files to include, by name in the artifact.
         zip: also write ``<directory>.zip``.
         overwrite: replace an existing directory instead of failing.
+        write_onnx: writes ``model.onnx`` (and ``model.int8.onnx``) into the
+            staging directory; what it returns is recorded in the config.
     """
     target = Path(directory).expanduser().resolve()
     if target.exists() and not overwrite:
@@ -61,9 +56,17 @@ def save_artifact(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        config = _write_files(loaded, staging, run or {}, to_onnx or int8, int8, probe_texts, extra_files or {})
-        config["files"] = manifest(staging)
-        (staging / ARTIFACT_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        _write_files(loaded, staging, run or {}, extra_files or {})
+        onnx, onnx_int8 = write_onnx(staging) if write_onnx else (None, None)
+        config = ArtifactConfig(
+            spec=loaded.spec,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            versions=library_versions(),
+            onnx=onnx,
+            onnx_int8=onnx_int8,
+            files=manifest(staging),
+        )
+        (staging / ARTIFACT_CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -76,15 +79,7 @@ def save_artifact(
     return target
 
 
-def _write_files(
-    loaded: LoadedModel,
-    staging: Path,
-    run: dict,
-    to_onnx: bool,
-    int8: bool,
-    probe_texts: list[str] | None,
-    extra_files: dict[str, Path],
-) -> dict:
+def _write_files(loaded: LoadedModel, staging: Path, run: dict, extra_files: dict[str, Path]) -> None:
     with quiet_transformers():
         loaded.model.backbone.save_pretrained(staging)
     loaded.tokenizer.save_pretrained(staging)
@@ -92,22 +87,6 @@ def _write_files(
     (staging / RUN_FILE).write_text(json.dumps(run, indent=2, default=str) + "\n")
     for name, source in extra_files.items():
         shutil.copyfile(source, staging / name)
-    config = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "spec": loaded.spec.to_dict(),
-        "versions": library_versions(),
-        "onnx": None,
-        "onnx_int8": None,
-    }
-    if to_onnx:
-        from tunerflow.export import export_onnx, quantize_int8
-
-        config["onnx"] = export_onnx(loaded, staging / ONNX_FILE)
-        if int8:
-            config["onnx_int8"] = quantize_int8(loaded, staging / ONNX_FILE, staging / ONNX_INT8_FILE, probe_texts)
-    return config
 
 
 def zip_artifact(directory: Path) -> Path:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tunerflow.modeling.embedding_model import ModelSpec
+from tunerflow.format import ModelSpec
 from tunerflow.options import Pooling
 
 
 def write_st_files(directory: Path, spec: ModelSpec) -> None:
-    """Write modules.json, sentence_bert_config.json and 1_Pooling/config.json for ``spec``."""
+    """Write modules.json, sentence_bert_config.json, 1_Pooling/config.json and config_sentence_transformers.json.
+
+    A normalised ``spec`` adds a Normalize module to modules.json; it has no
+    settings, so its ``2_Normalize`` folder is not written (sentence-transformers
+    does not read one).
+    """
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},

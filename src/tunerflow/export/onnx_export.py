@@ -16,22 +16,17 @@ import numpy as np
 import torch
 
 from tunerflow.errors import ExportParityError
+from tunerflow.format import ONNX_INPUTS, ONNX_OUTPUT, OnnxInfo
 from tunerflow.modeling.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 
-ONNX_INPUTS = ("input_ids", "attention_mask")
-ONNX_OUTPUT = "embedding"
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
-_DYNAMIC_AXES = {
-    "input_ids": {0: "batch", 1: "sequence"},
-    "attention_mask": {0: "batch", 1: "sequence"},
-    ONNX_OUTPUT: {0: "batch"},
-}
+_DYNAMIC_AXES = {**{name: {0: "batch", 1: "sequence"} for name in ONNX_INPUTS}, ONNX_OUTPUT: {0: "batch"}}
 
 
-def export_onnx(loaded: LoadedModel, path: Path, tolerance: float = PARITY_TOLERANCE, seed: int = 0) -> dict:
+def export_onnx(loaded: LoadedModel, path: Path, tolerance: float = PARITY_TOLERANCE, seed: int = 0) -> OnnxInfo:
     """Export ``loaded.model`` to ``path`` and return what the artifact records about it."""
     import onnx
 
@@ -53,15 +48,7 @@ def export_onnx(loaded: LoadedModel, path: Path, tolerance: float = PARITY_TOLER
     onnx.checker.check_model(str(path))
     max_diff = check_parity(loaded, path, tolerance=tolerance, seed=seed)
     log.info("exported %s (max abs difference to PyTorch %.2e)", path, max_diff)
-    return {
-        "file": path.name,
-        "opset": OPSET,
-        "inputs": list(ONNX_INPUTS),
-        "output": ONNX_OUTPUT,
-        "normalized": False,
-        "parity_max_abs_diff": max_diff,
-        "parity_tolerance": tolerance,
-    }
+    return OnnxInfo(file=path.name, opset=OPSET, parity_max_abs_diff=max_diff, parity_tolerance=tolerance)
 
 
 def random_inputs(
@@ -89,10 +76,16 @@ def check_parity(loaded: LoadedModel, path: Path, tolerance: float = PARITY_TOLE
         ids, mask = random_inputs(loaded, batch, max_len, generator)
         with torch.no_grad():
             expected = loaded.model(ids, mask).numpy()
-        got = session.run([ONNX_OUTPUT], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+        got = run_session(session, ids.numpy(), mask.numpy())
         if got.shape != expected.shape:
             raise ExportParityError(f"{path}: ONNX output shape {got.shape} differs from PyTorch {expected.shape}")
         worst = max(worst, float(np.abs(got - expected).max()))
     if worst > tolerance:
         raise ExportParityError(f"{path}: ONNX differs from PyTorch by up to {worst:.3g} (tolerance {tolerance:g})")
     return worst
+
+
+def run_session(session, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """The graph's pooled float32 output for one padded batch (an onnxruntime ``InferenceSession``)."""
+    feeds = dict(zip(ONNX_INPUTS, (input_ids, attention_mask), strict=True))
+    return session.run([ONNX_OUTPUT], feeds)[0].astype(np.float32, copy=False)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tunerflow.export.onnx_export import run_session
+from tunerflow.format import Int8Info
 from tunerflow.modeling.loading import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -32,11 +34,11 @@ DEFAULT_PROBE_TEXTS = [
 ]
 
 
-def quantize_int8(loaded: LoadedModel, fp32_path: Path, int8_path: Path, probe_texts: list[str] | None = None) -> dict:
+def quantize_int8(
+    loaded: LoadedModel, fp32_path: Path, int8_path: Path, probe_texts: list[str] | None = None
+) -> Int8Info:
     """Write ``int8_path`` from ``fp32_path``; return its cosine to fp32 on the probe texts."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from tunerflow.inference.onnx_backend import OnnxBackend
 
     root = logging.getLogger()
     root.addFilter(_drop_preprocessing_hint)
@@ -45,21 +47,35 @@ def quantize_int8(loaded: LoadedModel, fp32_path: Path, int8_path: Path, probe_t
     finally:
         root.removeFilter(_drop_preprocessing_hint)
     texts = list(probe_texts or DEFAULT_PROBE_TEXTS)
-    spec, tokenizer = loaded.spec, loaded.tokenizer
-    reference = OnnxBackend(fp32_path, tokenizer, spec).embed(texts)
-    quantized = OnnxBackend(int8_path, tokenizer, spec).embed(texts)
-    cosine = _row_cosine(reference, quantized)
-    result = {
-        "file": int8_path.name,
-        "method": "onnxruntime dynamic quantisation, int8 weights, per channel",
-        "probe_size": len(texts),
-        "cosine_to_fp32_mean": float(cosine.mean()),
-        "cosine_to_fp32_min": float(cosine.min()),
-    }
-    log.info(
-        "int8 model: cosine to fp32 mean %.5f, min %.5f", result["cosine_to_fp32_mean"], result["cosine_to_fp32_min"]
+    cosine = _row_cosine(probe_embeddings(loaded, fp32_path, texts), probe_embeddings(loaded, int8_path, texts))
+    result = Int8Info(
+        file=int8_path.name,
+        method="onnxruntime dynamic quantisation, int8 weights, per channel",
+        probe_size=len(texts),
+        cosine_to_fp32_mean=float(cosine.mean()),
+        cosine_to_fp32_min=float(cosine.min()),
     )
+    log.info("int8 model: cosine to fp32 mean %.5f, min %.5f", result.cosine_to_fp32_mean, result.cosine_to_fp32_min)
     return result
+
+
+def probe_embeddings(loaded: LoadedModel, onnx_path: Path, texts: list[str]) -> np.ndarray:
+    """Pooled embeddings of ``texts`` by the graph at ``onnx_path``, one text per run.
+
+    One at a time because int8 dynamic quantisation scales activations per
+    tensor: padding and batch-mates would shift a text's embedding.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rows = []
+    for text in texts:
+        encoded = loaded.tokenizer(
+            [text], truncation=True, max_length=loaded.spec.max_length, return_tensors="np", return_token_type_ids=False
+        )
+        ids, mask = (encoded[key].astype(np.int64) for key in ("input_ids", "attention_mask"))
+        rows.append(run_session(session, ids, mask)[0])
+    return np.stack(rows)
 
 
 def _drop_preprocessing_hint(record: logging.LogRecord) -> bool:

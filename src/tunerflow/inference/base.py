@@ -7,26 +7,37 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tunerflow.format import Architecture, ArtifactConfig, ModelSpec
 from tunerflow.inference.batching import check_texts, length_sorted_batches, tokenize
-from tunerflow.modeling.embedding_model import ModelSpec
 
 
 class InferenceBackend(ABC):
     """Embeds texts. Subclasses implement :meth:`forward` on one padded batch.
 
+    Every backend checks its spec against the model's architecture with the
+    same :meth:`ModelSpec.check`, so no backend accepts a setting another refuses.
+
     Attributes:
         spec: the model's pooling, normalisation, max length and dimension.
         batch_size: texts per forward pass unless :meth:`embed` is told otherwise.
         name: the backend's name (``torch``, ``onnx``, ``onnx-int8``).
+        artifact: the artifact's config when the model came from one, else None.
     """
 
     name = "base"
-    artifact: dict | None = None  # the artifact config when loaded from an artifact
 
-    def __init__(self, tokenizer, spec: ModelSpec, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        spec: ModelSpec,
+        architecture: Architecture,
+        batch_size: int = 32,
+        artifact: ArtifactConfig | None = None,
+    ) -> None:
         self.tokenizer = tokenizer
-        self.spec = spec
+        self.spec = spec.check(architecture)
         self.batch_size = int(batch_size)
+        self.artifact = artifact
         self.pad_id = int(tokenizer.pad_token_id or 0)
 
     @property

@@ -1,20 +1,58 @@
-"""Open a backend for any model source: name, path, artifact directory or zip."""
+"""Open a backend for any model source: name, path, artifact directory or zip.
+
+One path for every backend: resolve the source to files (a verified
+artifact, or a model directory), apply the caller's settings to its spec
+once (:meth:`ModelSpec.override`, which checks them against the model), make
+sure the ONNX graph exists where one is asked for (exported once into the
+cache), then construct the backend with everything it needs.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tunerflow.artifact import load_artifact, read_artifact_config
 from tunerflow.errors import ConfigError
+from tunerflow.export import save_artifact
+from tunerflow.format import ARTIFACT_CONFIG, Architecture, ArtifactConfig, ModelSpec
 from tunerflow.inference.base import InferenceBackend
-from tunerflow.modeling.embedding_model import ModelSpec
-from tunerflow.modeling.loading import BUNDLED_MODEL, load_model, with_overrides
-from tunerflow.modeling.sources import resolve_source
+from tunerflow.inference.onnx_backend import OnnxBackend
+from tunerflow.inference.torch_backend import TorchBackend
+from tunerflow.modeling.loading import LoadedModel, describe_backbone_dir, load_backbone_dir
+from tunerflow.modeling.sources import BUNDLED_MODEL, resolve_source
 from tunerflow.options import Backend, DType, Pooling, parse_enum
+from tunerflow.paths import cache_dir
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model source resolved to files on this machine.
+
+    Attributes:
+        name: how the source was named (a hub id or a path).
+        directory: where the files are (an unpacked zip lives in the cache).
+        spec: the source's own spec.
+        architecture: the backbone's limits, from its ``config.json``.
+        config: the artifact's config (verified), or None for a model directory.
+    """
+
+    name: str
+    directory: Path
+    spec: ModelSpec
+    architecture: Architecture
+    config: ArtifactConfig | None = None
+
+    def load(self, spec: ModelSpec) -> LoadedModel:
+        """The PyTorch model with ``spec`` (an artifact's files were verified when resolved)."""
+        if self.config is None:
+            return load_backbone_dir(self.directory, spec=spec)
+        return load_artifact(self.directory, verify=False, spec=spec)
 
 
 def open_backend(
@@ -33,81 +71,74 @@ def open_backend(
     """Load ``model`` and wrap it in the chosen backend.
 
     For ``onnx`` and ``onnx-int8`` the artifact's own ONNX files are used; a
-    model without them (a hub model, an artifact saved without ONNX) is
-    exported once into the cache (``$TUNERFLOW_CACHE``) and reused.
+    model without them (a hub model, an artifact saved without ONNX, or one
+    asked for with another pooling, which is part of the graph) is exported
+    once into the cache (``$TUNERFLOW_CACHE``) and reused.
     """
     backend = parse_enum(Backend, backend, "backend")
     dtype = parse_enum(DType, dtype, "dtype")
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    if backend is Backend.TORCH:
-        from tunerflow.inference.torch_backend import TorchBackend
-
-        loaded = load_model(
-            model, pooling=pooling, normalize=normalize, max_length=max_length, allow_download=allow_download
-        )
-        torch_backend = TorchBackend(loaded, device=device, dtype=dtype, batch_size=batch_size, threads=threads)
-        torch_backend.artifact = loaded.artifact
-        return torch_backend
-    if dtype is not DType.FLOAT32:
+    if backend is not Backend.TORCH and dtype is not DType.FLOAT32:
         raise ConfigError(f"dtype {dtype.value!r} applies to the torch backend only; ONNX graphs carry their own")
-    return _open_onnx(model, backend, device, batch_size, threads, pooling, normalize, max_length, allow_download)
-
-
-def _open_onnx(model, backend, device, batch_size, threads, pooling, normalize, max_length, allow_download):
+    files = resolve_files(model, allow_download=allow_download)
+    spec = files.spec.override(files.architecture, pooling=pooling, normalize=normalize, max_length=max_length)
+    if backend is Backend.TORCH:
+        loaded = files.load(spec)
+        return TorchBackend(
+            loaded, device=device, dtype=dtype, batch_size=batch_size, threads=threads, artifact=files.config
+        )
     from transformers import AutoTokenizer
 
-    from tunerflow.artifact import read_artifact_config
-    from tunerflow.inference.onnx_backend import OnnxBackend
-
     int8 = backend is Backend.ONNX_INT8
-    key = "onnx_int8" if int8 else "onnx"
+    files = with_onnx(files, int8=int8, pooling=spec.pooling, allow_download=allow_download)
+    tokenizer = AutoTokenizer.from_pretrained(files.directory, local_files_only=True)
+    return OnnxBackend(
+        files.directory / files.config.onnx_file(int8),
+        tokenizer,
+        spec,
+        files.architecture,
+        backend=backend,
+        device=device,
+        batch_size=batch_size,
+        threads=threads,
+        artifact=files.config,
+    )
+
+
+def resolve_files(model: str | Path, allow_download: bool = False) -> ModelFiles:
+    """Find ``model``'s files and read its spec; an artifact is verified (a zip unpacked) here."""
     source = resolve_source(model, allow_download=allow_download)
-    directory, config = (None, None)
     if source.is_artifact:
         directory, config = read_artifact_config(source.path)
-    wanted_pooling = parse_enum(Pooling, pooling, "pooling") if pooling is not None else None
-    if config is None or not config.get(key) or (wanted_pooling and wanted_pooling.value != config["spec"]["pooling"]):
-        directory, config = _cached_export(source, int8, wanted_pooling, allow_download)
-    spec = ModelSpec.from_dict(config["spec"])
-    spec = _override_spec(spec, normalize, max_length)
-    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-    onnx_backend = OnnxBackend(directory / config[key]["file"], tokenizer, spec, device, batch_size, threads)
-    onnx_backend.name = backend.value
-    onnx_backend.artifact = config
-    return onnx_backend
+        return ModelFiles(source.name, directory, config.spec, Architecture.read(directory), config)
+    spec, architecture = describe_backbone_dir(source.path, source.name)
+    return ModelFiles(source.name, source.path, spec, architecture)
 
 
-def _override_spec(spec: ModelSpec, normalize: bool | None, max_length: int | None) -> ModelSpec:
-    data = spec.to_dict()
-    if normalize is not None:
-        data["normalize"] = bool(normalize)
-    if max_length is not None:
-        if int(max_length) < 2:
-            raise ConfigError(f"max_length must be at least 2, got {max_length}")
-        data["max_length"] = int(max_length)
-    return ModelSpec.from_dict(data)
+def with_onnx(files: ModelFiles, *, int8: bool, pooling: Pooling, allow_download: bool = False) -> ModelFiles:
+    """``files`` if they hold the wanted graph with this pooling, else an artifact exported from them once.
 
-
-def _cached_export(source, int8: bool, pooling: Pooling | None, allow_download: bool):
-    """Export ``source`` to an artifact with ONNX files in the cache, once per source and pooling."""
+    The export lives in the cache under a key of the source's weights (paths,
+    sizes, modification times), the pooling, int8 and the tunerflow version.
+    """
+    config = files.config
+    if config is not None and config.onnx_file(int8) and config.spec.pooling is pooling:
+        return files
     from tunerflow import __version__
-    from tunerflow.artifact import read_artifact_config, save_artifact
-    from tunerflow.paths import cache_dir
 
-    weights = sorted(p for p in Path(source.path).rglob("*") if p.suffix in {".safetensors", ".zip"})
+    weights = sorted(p for p in files.directory.rglob("*") if p.suffix == ".safetensors")
     identity = {
-        "source": str(source.path),
+        "source": str(files.directory),
         "weights": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in weights],
-        "pooling": pooling.value if pooling else None,
+        "pooling": pooling.value,
         "int8": int8,
         "tunerflow": __version__,
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
     target = cache_dir("onnx") / digest
-    if not (target / "tunerflow.json").is_file():
-        log.info("exporting %s to ONNX%s in %s (once)", source.name, " and int8" if int8 else "", target)
-        loaded = load_model(source.path if source.is_artifact else source.name, allow_download=allow_download)
-        loaded = with_overrides(loaded, pooling=pooling)
+    if not (target / ARTIFACT_CONFIG).is_file():
+        log.info("exporting %s to ONNX%s in %s (once)", files.name, " and int8" if int8 else "", target)
+        loaded = files.load(replace(files.spec, pooling=pooling))
         save_artifact(loaded, target, to_onnx=True, int8=int8, overwrite=True)
-    return read_artifact_config(target)
+    return resolve_files(target, allow_download=allow_download)

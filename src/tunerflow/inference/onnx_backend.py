@@ -6,29 +6,49 @@ from pathlib import Path
 
 import numpy as np
 
-from tunerflow.errors import DeviceError
-from tunerflow.export.onnx_export import ONNX_OUTPUT
+from tunerflow.errors import ConfigError, DeviceError
+from tunerflow.export.onnx_export import run_session
+from tunerflow.format import Architecture, ArtifactConfig, ModelSpec
 from tunerflow.inference.base import InferenceBackend
-from tunerflow.modeling.embedding_model import ModelSpec
+from tunerflow.options import Backend
 
 
 class OnnxBackend(InferenceBackend):
-    """Runs an exported graph with ONNX Runtime on the CPU or, if installed, CUDA."""
+    """Runs an exported graph with ONNX Runtime on the CPU or, if installed, CUDA.
 
-    name = "onnx"
+    Args:
+        onnx_path: the graph (``model.onnx`` or ``model.int8.onnx``).
+        tokenizer: the model's tokenizer.
+        spec: the spec to embed with (checked against ``architecture``).
+        architecture: the limits of the exported model (its ``config.json``).
+        backend: ``onnx`` or ``onnx-int8``, the backend's name.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: texts per run.
+        threads: intra-op threads (default: onnxruntime's).
+        artifact: the config of the artifact the graph belongs to.
+    """
+
+    name = Backend.ONNX.value
 
     def __init__(
         self,
         onnx_path: Path,
         tokenizer,
         spec: ModelSpec,
+        architecture: Architecture,
+        *,
+        backend: Backend = Backend.ONNX,
         device: str = "cpu",
         batch_size: int = 32,
         threads: int | None = None,
+        artifact: ArtifactConfig | None = None,
     ) -> None:
         import onnxruntime as ort
 
-        super().__init__(tokenizer, spec, batch_size)
+        if Backend(backend) is Backend.TORCH:
+            raise ConfigError("OnnxBackend runs the onnx and onnx-int8 backends; torch is TorchBackend")
+        super().__init__(tokenizer, spec, architecture, batch_size, artifact)
+        self.name = Backend(backend).value
         self.path = Path(onnx_path)
         providers = _providers(device, ort.get_available_providers())
         options = ort.SessionOptions()
@@ -38,8 +58,7 @@ class OnnxBackend(InferenceBackend):
         self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-        return self.session.run([ONNX_OUTPUT], feeds)[0].astype(np.float32, copy=False)
+        return run_session(self.session, input_ids, attention_mask)
 
 
 def _providers(device: str, available: list[str]) -> list:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from tunerflow.errors import DeviceError
+from tunerflow.format import ArtifactConfig
 from tunerflow.inference.base import InferenceBackend
 from tunerflow.modeling.loading import LoadedModel
 from tunerflow.options import DType, parse_enum
@@ -44,8 +45,9 @@ class TorchBackend(InferenceBackend):
         dtype: str | DType = DType.FLOAT32,
         batch_size: int = 32,
         threads: int | None = None,
+        artifact: ArtifactConfig | None = None,
     ) -> None:
-        super().__init__(loaded.tokenizer, loaded.spec, batch_size)
+        super().__init__(loaded.tokenizer, loaded.spec, loaded.architecture, batch_size, artifact)
         self.device = resolve_device(device)
         self.dtype = parse_enum(DType, dtype, "dtype")
         if threads:

@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
+from tunerflow.format import Architecture, ModelSpec
 from tunerflow.modeling.pooling import pool
-from tunerflow.options import Pooling, parse_enum
+from tunerflow.options import Pooling
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a consumer must know to reproduce a model's embeddings.
-
-    Attributes:
-        base_model: the name or path the weights first came from.
-        pooling: how token embeddings are pooled.
-        normalize: whether embeddings are L2-normalised after pooling.
-        max_length: longest input in tokens; longer texts are truncated.
-        dimension: size of one embedding.
-    """
-
-    base_model: str
-    pooling: Pooling
-    normalize: bool
-    max_length: int
-    dimension: int
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["pooling"] = self.pooling.value
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelSpec:
-        return cls(
-            base_model=str(data["base_model"]),
-            pooling=parse_enum(Pooling, data["pooling"], "pooling"),
-            normalize=bool(data["normalize"]),
-            max_length=int(data["max_length"]),
-            dimension=int(data["dimension"]),
-        )
+__all__ = ["EmbeddingModel", "ModelSpec"]  # ModelSpec lives in tunerflow.format; kept here for old imports
 
 
 class EmbeddingModel(nn.Module):
@@ -63,6 +30,11 @@ class EmbeddingModel(nn.Module):
     @property
     def dimension(self) -> int:
         return int(self.backbone.config.hidden_size)
+
+    @property
+    def architecture(self) -> Architecture:
+        """The backbone's limits, which :meth:`ModelSpec.check` holds a spec to."""
+        return Architecture.from_hf_config(self.backbone.config.to_dict())
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

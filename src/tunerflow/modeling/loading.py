@@ -1,21 +1,29 @@
-"""Load an embedding model and its tokenizer from any source, offline first."""
+"""The one loader of backbone directories (Hugging Face or sentence-transformers), safetensors only.
+
+Modeling knows nothing of artifacts: an artifact is loaded by
+:mod:`tunerflow.artifact`, which verifies it and passes its spec here.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from tunerflow.errors import ConfigError, ModelNotAvailableError
-from tunerflow.modeling.embedding_model import EmbeddingModel, ModelSpec
-from tunerflow.modeling.sources import BUNDLED_MODEL, read_st_layout, resolve_source
+from tunerflow.errors import ModelNotAvailableError
+from tunerflow.format import HF_CONFIG, Architecture, ModelSpec
+from tunerflow.modeling.embedding_model import EmbeddingModel
+from tunerflow.modeling.sources import BUNDLED_MODEL, read_st_layout
 from tunerflow.options import Pooling, parse_enum
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BUNDLED_MODEL", "LoadedModel", "load_backbone_dir", "load_model"]
+__all__ = ["BUNDLED_MODEL", "LoadedModel", "describe_backbone_dir", "load_backbone_dir", "with_overrides"]
+
+DEFAULT_MAX_LENGTH = 512  # when neither the tokenizer nor sentence-transformers says
 
 
 @dataclass
@@ -27,38 +35,84 @@ class LoadedModel:
         tokenizer: its Hugging Face tokenizer.
         spec: pooling, normalisation, max length, dimension and base model.
         path: the directory it was loaded from.
-        artifact: the artifact's config when loaded from an artifact, else None.
     """
 
     model: EmbeddingModel
     tokenizer: object
     spec: ModelSpec
     path: Path
-    artifact: dict | None = None
+
+    @property
+    def architecture(self) -> Architecture:
+        return self.model.architecture
 
 
-def load_model(
-    name_or_path: str | Path = BUNDLED_MODEL,
-    *,
-    pooling: str | Pooling | None = None,
-    normalize: bool | None = None,
-    max_length: int | None = None,
-    allow_download: bool = False,
-) -> LoadedModel:
-    """Load a model by bundled name, hub id (from the local cache), directory or artifact.
+def describe_backbone_dir(directory: Path, base_model: str) -> tuple[ModelSpec, Architecture]:
+    """The spec and architecture of a model directory, read from its JSON files (no weights loaded).
 
-    Settings left as None come from the source (an artifact's config, a
-    sentence-transformers directory's modules), else mean pooling, no
-    normalisation and the model's own maximum length.
+    Settings come from a sentence-transformers directory's modules, else mean
+    pooling, no normalisation and the tokenizer's (or the model's) maximum length.
     """
-    source = resolve_source(name_or_path, allow_download=allow_download)
-    if source.is_artifact:
-        from tunerflow.artifact import load_artifact  # the artifact package builds on this one
+    from transformers import AutoConfig
 
-        loaded = load_artifact(source.path)
-    else:
-        loaded = load_backbone_dir(source.path, base_model=source.name)
-    return with_overrides(loaded, pooling=pooling, normalize=normalize, max_length=max_length)
+    layout = read_st_layout(directory)
+    hf_dir = layout.transformer_dir
+    if not (hf_dir / HF_CONFIG).is_file():
+        raise ModelNotAvailableError(f"{hf_dir} has no {HF_CONFIG}; it is not a Hugging Face model directory")
+    config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
+    architecture = Architecture.from_hf_config(config.to_dict())
+    tokenizer_limit = _tokenizer_max_length(_tokenizer_dir(directory, hf_dir))
+    max_length = layout.max_length or min(tokenizer_limit, architecture.max_positions, DEFAULT_MAX_LENGTH)
+    spec = ModelSpec(
+        base_model=base_model,
+        pooling=parse_enum(Pooling, layout.pooling or Pooling.MEAN, "pooling"),
+        normalize=bool(layout.normalize),
+        max_length=int(max_length),
+        dimension=int(config.hidden_size),
+    )
+    return spec, architecture
+
+
+def load_backbone_dir(
+    directory: Path, base_model: str | None = None, *, spec: ModelSpec | None = None, strict: bool = False
+) -> LoadedModel:
+    """Load a Hugging Face or sentence-transformers directory (safetensors weights only).
+
+    Args:
+        directory: the model directory.
+        base_model: how the model is named in its spec (default: ``spec.base_model``).
+        spec: the spec to load with (default: :func:`describe_backbone_dir`); it is checked
+            against the architecture.
+        strict: refuse weights that do not fill the architecture of ``config.json``
+            exactly (missing, unexpected or reshaped tensors) instead of initialising
+            the difference at random, as transformers does with a warning.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    hf_dir = read_st_layout(directory).transformer_dir
+    weights = sorted(hf_dir.glob("*.safetensors"))
+    if not weights:
+        raise ModelNotAvailableError(
+            f"{hf_dir} has no *.safetensors weights; tunerflow never unpickles .bin files. "
+            "Convert them once with transformers: AutoModel.from_pretrained(DIR).save_pretrained(NEW_DIR)"
+        )
+    if spec is None:
+        spec, _ = describe_backbone_dir(directory, base_model or str(directory))
+    try:
+        with quiet_transformers():
+            backbone, info = AutoModel.from_pretrained(
+                hf_dir, local_files_only=True, use_safetensors=True, output_loading_info=True
+            )
+    except RuntimeError as error:  # tensor shapes in the weights differ from config.json
+        raise ModelNotAvailableError(f"{weights[0]} does not match {hf_dir / HF_CONFIG}: {error}") from None
+    mismatch = {key: value for key, value in info.items() if value}
+    if strict and mismatch:
+        raise ModelNotAvailableError(f"{weights[0]} does not match {hf_dir / HF_CONFIG}: {mismatch}")
+    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_dir(directory, hf_dir), local_files_only=True)
+    model = EmbeddingModel(backbone, spec.pooling).eval()
+    spec.check(model.architecture)
+    log.info("loaded %s (%s pooling, dim %d) from %s", spec.base_model, spec.pooling.value, spec.dimension, directory)
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, path=directory)
 
 
 def with_overrides(
@@ -68,55 +122,21 @@ def with_overrides(
     normalize: bool | None = None,
     max_length: int | None = None,
 ) -> LoadedModel:
-    """Return ``loaded`` with the given settings replaced (None keeps the current one)."""
-    changes: dict = {}
-    if pooling is not None:
-        changes["pooling"] = parse_enum(Pooling, pooling, "pooling")
-        loaded.model.pooling = changes["pooling"]
-    if normalize is not None:
-        changes["normalize"] = bool(normalize)
-    if max_length is not None:
-        changes["max_length"] = check_max_length(max_length, loaded.model)
-    if changes:
-        loaded.spec = replace(loaded.spec, **changes)
+    """Return ``loaded`` with the given settings replaced (None keeps one), checked by :meth:`ModelSpec.override`."""
+    loaded.spec = loaded.spec.override(loaded.architecture, pooling=pooling, normalize=normalize, max_length=max_length)
+    loaded.model.pooling = loaded.spec.pooling
     return loaded
 
 
-def check_max_length(max_length: int, model: EmbeddingModel) -> int:
-    limit = int(getattr(model.backbone.config, "max_position_embeddings", 512))
-    if not 2 <= int(max_length) <= limit:
-        raise ConfigError(f"max_length must be between 2 and {limit} for this model, got {max_length}")
-    return int(max_length)
+def _tokenizer_dir(directory: Path, hf_dir: Path) -> Path:
+    return hf_dir if (hf_dir / "tokenizer_config.json").is_file() else directory
 
 
-def load_backbone_dir(directory: Path, base_model: str) -> LoadedModel:
-    """Load a Hugging Face or sentence-transformers directory (safetensors weights only)."""
-    from transformers import AutoModel, AutoTokenizer
-
-    layout = read_st_layout(directory)
-    hf_dir = layout.transformer_dir
-    if not any(hf_dir.glob("*.safetensors")):
-        raise ModelNotAvailableError(
-            f"{hf_dir} has no *.safetensors weights; tunerflow never unpickles .bin files. "
-            "Convert them once with transformers: AutoModel.from_pretrained(DIR).save_pretrained(NEW_DIR)"
-        )
-    with quiet_transformers():
-        backbone = AutoModel.from_pretrained(hf_dir, local_files_only=True, use_safetensors=True)
-    tokenizer_dir = hf_dir if (hf_dir / "tokenizer_config.json").is_file() else directory
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
-    pooling = parse_enum(Pooling, layout.pooling or Pooling.MEAN, "pooling")
-    model = EmbeddingModel(backbone, pooling).eval()
-    limit = int(getattr(backbone.config, "max_position_embeddings", 512))
-    max_length = layout.max_length or min(int(tokenizer.model_max_length), limit, 512)
-    spec = ModelSpec(
-        base_model=base_model,
-        pooling=pooling,
-        normalize=bool(layout.normalize),
-        max_length=int(max_length),
-        dimension=model.dimension,
-    )
-    log.info("loaded %s (%s pooling, dim %d) from %s", base_model, pooling.value, spec.dimension, directory)
-    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, path=directory)
+def _tokenizer_max_length(tokenizer_dir: Path) -> int:
+    config_file = tokenizer_dir / "tokenizer_config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    value = config.get("model_max_length")
+    return int(value) if isinstance(value, (int, float)) and value > 0 else DEFAULT_MAX_LENGTH
 
 
 @contextmanager

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunerflow.errors import ModelNotAvailableError
+from tunerflow.format import ARTIFACT_CONFIG
 
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_ALIASES = {BUNDLED_MODEL.lower(), f"sentence-transformers/{BUNDLED_MODEL}".lower()}
 BUNDLED_HUB_ID = f"sentence-transformers/{BUNDLED_MODEL}"
-
-# The file that marks a directory as a tunerflow artifact.
-ARTIFACT_MARKER = "tunerflow.json"
 
 
 @dataclass(frozen=True)
@@ -40,9 +38,9 @@ class ModelSource:
 
 
 def is_artifact(path: Path) -> bool:
-    """True for an artifact directory or a ``.zip`` of one."""
+    """True for an artifact directory (it has ``tunerflow.json``) or a ``.zip`` of one."""
     if path.is_dir():
-        return (path / ARTIFACT_MARKER).is_file()
+        return (path / ARTIFACT_CONFIG).is_file()
     return path.is_file() and path.suffix == ".zip"
 
 

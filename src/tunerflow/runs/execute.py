@@ -12,14 +12,14 @@ from pathlib import Path
 
 import torch
 
-from tunerflow.artifact import save_artifact
+from tunerflow.artifact import LoadedModel, load_model
 from tunerflow.artifact.publish import write_latest
 from tunerflow.data.sampler import LabelBalancedBatches
 from tunerflow.data.store import DatasetStore
 from tunerflow.errors import ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
+from tunerflow.export import save_artifact
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
-from tunerflow.modeling.loading import LoadedModel, load_model
 from tunerflow.options import DType, Precision
 from tunerflow.runs.plot import plot_run
 from tunerflow.runs.record import RunStatus

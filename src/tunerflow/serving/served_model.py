@@ -10,6 +10,7 @@ from typing import Any
 from tunerflow.artifact.publish import read_latest
 from tunerflow.errors import TunerflowError
 from tunerflow.inference import InferenceBackend, open_backend
+from tunerflow.options import Backend
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ class ServedModel:
         self.follow = Path(follow) if follow else None
         self.poll_interval = float(poll_interval)
         self.backend_options = backend_options
-        self.base_model = model
         self.source = model
         self.last_error: str | None = None
         self._swap_lock = threading.Lock()
@@ -80,12 +80,12 @@ class ServedModel:
     def info(self) -> dict:
         """What is served: source, backend, spec, int8 quality when quantised, follow state."""
         current = self.current
-        artifact = current.artifact or {}
+        int8 = current.artifact.onnx_int8 if current.artifact and current.name == Backend.ONNX_INT8.value else None
         return {
             "model": self.source,
             "backend": current.name,
             "spec": current.spec.to_dict(),
-            "int8": artifact.get("onnx_int8") if current.name == "onnx-int8" else None,
+            "int8": int8.to_dict() if int8 else None,
             "following": str(self.follow) if self.follow else None,
             "last_error": self.last_error,
         }

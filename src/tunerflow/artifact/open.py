@@ -1,0 +1,33 @@
+"""Load a model from any source: bundled name, hub id (from the local cache), directory or artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunerflow.artifact.load import load_artifact
+from tunerflow.modeling.loading import LoadedModel, load_backbone_dir, with_overrides
+from tunerflow.modeling.sources import BUNDLED_MODEL, resolve_source
+from tunerflow.options import Pooling
+
+
+def load_model(
+    name_or_path: str | Path = BUNDLED_MODEL,
+    *,
+    pooling: str | Pooling | None = None,
+    normalize: bool | None = None,
+    max_length: int | None = None,
+    allow_download: bool = False,
+) -> LoadedModel:
+    """Load a model by bundled name, hub id (from the local cache), directory or artifact.
+
+    Settings left as None come from the source (an artifact's config, a
+    sentence-transformers directory's modules), else mean pooling, no
+    normalisation and the model's own maximum length. The settings given are
+    checked against the model by :meth:`tunerflow.format.ModelSpec.override`.
+    """
+    source = resolve_source(name_or_path, allow_download=allow_download)
+    if source.is_artifact:
+        loaded = load_artifact(source.path)
+    else:
+        loaded = load_backbone_dir(source.path, base_model=source.name)
+    return with_overrides(loaded, pooling=pooling, normalize=normalize, max_length=max_length)

@@ -1,0 +1,224 @@
+"""The artifact format, the bottom layer: file names, ONNX names, the model spec and a typed config.
+
+Every core package builds on this module and it builds on none of them (only
+on ``options`` and ``errors``): modeling reads the spec and the architecture
+limits, artifact writes and verifies the config, export names the graph's
+inputs and output, inference opens what they describe. It imports neither
+torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from tunerflow.errors import ConfigError
+from tunerflow.options import Pooling, parse_enum
+
+ARTIFACT_CONFIG = "tunerflow.json"  # also what marks a directory as an artifact
+RUN_FILE = "run.json"
+HF_CONFIG = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model.int8.onnx"
+FORMAT_NAME = "tunerflow-artifact"
+FORMAT_VERSION = 1
+
+ONNX_INPUTS = ("input_ids", "attention_mask")
+ONNX_OUTPUT = "embedding"
+
+DEFAULT_MAX_POSITIONS = 512  # for configs that do not say (every BERT-like model of that size)
+_CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a backbone's ``config.json`` allows.
+
+    Attributes:
+        model_type: the Hugging Face model type (``bert``, ...).
+        max_positions: ``max_position_embeddings``, the longest input the weights can embed.
+        causal: a decoder whose tokens see only the tokens before them.
+    """
+
+    model_type: str
+    max_positions: int
+    causal: bool = False
+
+    @classmethod
+    def from_hf_config(cls, config: dict) -> Architecture:
+        """From a Hugging Face config as a dict (``config.json``, or ``PretrainedConfig.to_dict()``)."""
+        architectures = config.get("architectures") or ()
+        return cls(
+            model_type=str(config.get("model_type", "")),
+            max_positions=int(config.get("max_position_embeddings") or DEFAULT_MAX_POSITIONS),
+            causal=bool(config.get("is_decoder")) or any(str(a).endswith(_CAUSAL_SUFFIXES) for a in architectures),
+        )
+
+    @classmethod
+    def read(cls, directory: Path) -> Architecture:
+        """From ``<directory>/config.json``."""
+        return cls.from_hf_config(json.loads((Path(directory) / HF_CONFIG).read_text()))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a consumer must know to reproduce a model's embeddings.
+
+    Attributes:
+        base_model: the name or path the weights first came from.
+        pooling: how token embeddings are pooled.
+        normalize: whether embeddings are L2-normalised after pooling.
+        max_length: longest input in tokens; longer texts are truncated.
+        dimension: size of one embedding.
+    """
+
+    base_model: str
+    pooling: Pooling
+    normalize: bool
+    max_length: int
+    dimension: int
+
+    def check(self, architecture: Architecture) -> ModelSpec:
+        """Return self, or raise ConfigError if the model cannot honour this spec.
+
+        The one place for checks that need the model: every loader and every
+        inference backend (torch, ONNX, int8) calls it.
+        """
+        limit = architecture.max_positions
+        if not 2 <= self.max_length <= limit:
+            raise ConfigError(f"max_length must be between 2 and {limit} for this model, got {self.max_length}")
+        if self.pooling is Pooling.CLS and architecture.causal:
+            raise ConfigError(
+                f"cls pooling takes the first token, which in a causal {architecture.model_type or 'decoder'} "
+                "model sees no other token; use mean or max pooling"
+            )
+        return self
+
+    def override(
+        self,
+        architecture: Architecture,
+        *,
+        pooling: str | Pooling | None = None,
+        normalize: bool | None = None,
+        max_length: int | None = None,
+    ) -> ModelSpec:
+        """This spec with the given settings replaced (None keeps one), checked against ``architecture``."""
+        changes: dict = {}
+        if pooling is not None:
+            changes["pooling"] = parse_enum(Pooling, pooling, "pooling")
+        if normalize is not None:
+            changes["normalize"] = bool(normalize)
+        if max_length is not None:
+            changes["max_length"] = int(max_length)
+        return replace(self, **changes).check(architecture)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "pooling": self.pooling.value}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSpec:
+        return cls(
+            base_model=str(data["base_model"]),
+            pooling=parse_enum(Pooling, data["pooling"], "pooling"),
+            normalize=bool(data["normalize"]),
+            max_length=int(data["max_length"]),
+            dimension=int(data["dimension"]),
+        )
+
+
+@dataclass(frozen=True)
+class OnnxInfo:
+    """What the artifact records about ``model.onnx`` (pooled, not normalised)."""
+
+    file: str
+    opset: int
+    parity_max_abs_diff: float
+    parity_tolerance: float
+    inputs: list[str] = field(default_factory=lambda: list(ONNX_INPUTS))
+    output: str = ONNX_OUTPUT
+    normalized: bool = False
+
+    def to_dict(self) -> dict:
+        keys = ("file", "opset", "inputs", "output", "normalized", "parity_max_abs_diff", "parity_tolerance")
+        return {key: getattr(self, key) for key in keys}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> OnnxInfo:
+        return cls(**{**data, "inputs": list(data.get("inputs", ONNX_INPUTS))})
+
+
+@dataclass(frozen=True)
+class Int8Info:
+    """What the artifact records about ``model.int8.onnx``: its cosine to fp32 on probe texts."""
+
+    file: str
+    method: str
+    probe_size: int
+    cosine_to_fp32_mean: float
+    cosine_to_fp32_min: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Int8Info:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ArtifactConfig:
+    """``tunerflow.json``: the artifact's description of itself.
+
+    Attributes:
+        spec: the model spec.
+        created_at: ISO time of writing.
+        versions: versions of the libraries that wrote it.
+        onnx: the ONNX export, when there is one.
+        onnx_int8: the int8 quantisation, when there is one.
+        files: size and SHA-256 of every other file, by relative path.
+    """
+
+    spec: ModelSpec
+    created_at: str
+    versions: dict[str, str]
+    onnx: OnnxInfo | None = None
+    onnx_int8: Int8Info | None = None
+    files: dict[str, dict] = field(default_factory=dict)
+
+    def onnx_file(self, int8: bool) -> str | None:
+        """The file name of the fp32 (or int8) graph, or None when the artifact has none."""
+        info = self.onnx_int8 if int8 else self.onnx
+        return info.file if info else None
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created_at": self.created_at,
+            "spec": self.spec.to_dict(),
+            "versions": dict(self.versions),
+            "onnx": self.onnx.to_dict() if self.onnx else None,
+            "onnx_int8": self.onnx_int8.to_dict() if self.onnx_int8 else None,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ArtifactConfig:
+        """Parse and validate; raises ValueError, KeyError, TypeError or ConfigError on a bad config."""
+        if data.get("format") != FORMAT_NAME:
+            raise ValueError(f"format is {data.get('format')!r}, not {FORMAT_NAME!r}")
+        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"format version {data['format_version']} is newer than this tunerflow reads")
+        files = data["files"]
+        if not isinstance(files, dict) or not files:
+            raise ValueError("the file list is empty")
+        return cls(
+            spec=ModelSpec.from_dict(data["spec"]),
+            created_at=str(data.get("created_at", "")),
+            versions=dict(data.get("versions") or {}),
+            onnx=OnnxInfo.from_dict(data["onnx"]) if data.get("onnx") else None,
+            onnx_int8=Int8Info.from_dict(data["onnx_int8"]) if data.get("onnx_int8") else None,
+            files=files,
+        )
