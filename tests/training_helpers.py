@@ -57,7 +57,7 @@ def toy_setup(manager: RunManager, model_dir: Path, **overrides) -> tuple[TrainS
     """The loop's setup and a fresh state for the toy task, seeded as a run seeds them."""
     import torch
 
-    from tunerflow.modeling.loading import load_model
+    from tunerflow.artifact import load_model
     from tunerflow.runs.execute import build_setup
 
     recipe = Recipe.from_options(section("recipe"), toy_options(model_dir, **overrides))
