@@ -40,3 +40,33 @@ def labelled_set(count: int = 120, labels: int = 12, seed: int = 0) -> tuple[lis
     index += [SearchRecord(f"d{count + i}", index[i].text, index[i].label) for i in range(6)]  # duplicates: ties
     queries = [SearchRecord(f"q{i}", text(i % labels), str(i % labels)) for i in range(30)]
     return index, queries
+
+
+def evaluation_set(index: list[SearchRecord], queries: list[SearchRecord]):
+    """The same queries and index as an EvaluationSet, for ``evaluate``."""
+    from tunerflow.evaluation.evaluator import EvaluationSet
+
+    return EvaluationSet(
+        [q.id for q in queries],
+        [q.text for q in queries],
+        [q.label for q in queries],
+        [r.id for r in index],
+        [r.text for r in index],
+        [r.label for r in index],
+    )
+
+
+def metrics_of_matches(index: list[SearchRecord], queries: list[SearchRecord], matched_ids: list[list[str]]) -> dict:
+    """The nine metrics computed from served matches (ids per query), as a user of /search would."""
+    from tunerflow.evaluation.metrics import METRIC_NAMES, query_metrics
+
+    labels = {r.id: r.label for r in index}
+    counts: dict[str, int] = {}
+    for record in index:
+        counts[record.label] = counts.get(record.label, 0) + 1
+    totals = dict.fromkeys(METRIC_NAMES, 0.0)
+    for query, ids in zip(queries, matched_ids, strict=True):
+        relevance = [int(labels[i] == query.label) for i in ids]
+        for name, value in query_metrics(relevance, counts[query.label]).items():
+            totals[name] += value
+    return {f"model_{name}": value / len(queries) for name, value in totals.items()}

@@ -5,25 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.search_helpers import hashed_embedder, labelled_set
+from tests.search_helpers import evaluation_set, hashed_embedder, labelled_set, metrics_of_matches
 from tunerflow.errors import ConfigError, DataError
-from tunerflow.evaluation.evaluator import EvaluationSet, evaluate
-from tunerflow.evaluation.metrics import METRIC_NAMES, query_metrics
-from tunerflow.search import SearchBackend, SearchRecord, Searcher, VectorDType
-
-
-def _served_metrics(searcher: Searcher, index, queries, limit: int) -> dict[str, float]:
-    """The nine metrics computed from the searcher's own matches, as a user of /search would."""
-    answers = searcher.search_texts([q.text for q in queries], limit)
-    counts = {}
-    for record in index:
-        counts[record.label] = counts.get(record.label, 0) + 1
-    totals = dict.fromkeys(METRIC_NAMES, 0.0)
-    for query, matches in zip(queries, answers, strict=True):
-        relevance = [int(m.record.label == query.label) for m in matches]
-        for name, value in query_metrics(relevance, counts[query.label]).items():
-            totals[name] += value
-    return {f"model_{name}": value / len(queries) for name, value in totals.items()}
+from tunerflow.evaluation.evaluator import evaluate
+from tunerflow.search import SearchBackend, Searcher, SearchRecord, VectorDType
 
 
 @pytest.mark.parametrize("limit", [5, 20])
@@ -33,16 +18,9 @@ def test_exact_search_gives_evaluate_metrics(tmp_path, limit):
     searcher = Searcher(tmp_path, embedder)
     searcher.index(index[:50])
     searcher.index(index[50:])  # two requests: index order continues across them
-    served = _served_metrics(searcher, index, queries, limit)
-    data = EvaluationSet(
-        [q.id for q in queries],
-        [q.text for q in queries],
-        [q.label for q in queries],
-        [r.id for r in index],
-        [r.text for r in index],
-        [r.label for r in index],
-    )
-    expected = evaluate(embedder.embed, data, limit=limit)
+    answers = searcher.search_texts([q.text for q in queries], limit)
+    served = metrics_of_matches(index, queries, [[m.record.id for m in matches] for matches in answers])
+    expected = evaluate(embedder.embed, evaluation_set(index, queries), limit=limit)
     for name, value in expected.items():
         assert served[name] == pytest.approx(value, abs=1e-6), name
 

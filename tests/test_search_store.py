@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.search_helpers import hashed_embedder, labelled_set
-from tunerflow.search import ModelIdentity, SearchRecord, Searcher, VectorStore
+from tunerflow.search import ModelIdentity, Searcher, SearchRecord, VectorStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

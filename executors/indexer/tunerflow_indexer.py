@@ -110,6 +110,16 @@ class IndexerExecutor(Executor):
     @requests(on="/search")
     def search(self, docs: DocList[SearchDoc], parameters: SearchParameters, **kwargs) -> DocList[SearchDoc]:
         """Set ``matches`` and ``scores`` on each query (a text, or an embedding with ``model``)."""
+        try:
+            return self._search(docs, parameters)
+        except DataError as error:
+            if self.searcher.shards == 1:
+                raise
+            del docs[:]  # as one of several shards: the merger raises it (jina drops a failed shard's error)
+            docs.append(SearchDoc(id=f"shard-{self.searcher.shard}", tags={"error": str(error)}))
+            return docs
+
+    def _search(self, docs: DocList[SearchDoc], parameters: SearchParameters) -> DocList[SearchDoc]:
         text_rows, texts, vector_rows, vectors = query_groups(docs)
         count = self.searcher.status()["count"]
         if self.searcher.shards == 1:
@@ -117,9 +127,8 @@ class IndexerExecutor(Executor):
         else:  # the merger checks the limit against all shards together
             limit = parameters.limit or DEFAULT_LIMIT
         if texts:
-            for row, matches in zip(
-                text_rows, self.searcher.search_texts(texts, limit, parameters.filter), strict=True
-            ):
+            answers = self.searcher.search_texts(texts, limit, parameters.filter)
+            for row, matches in zip(text_rows, answers, strict=True):
                 set_matches(docs[row], matches)
         if vectors is not None:
             answers = self.searcher.search_vectors(vectors, parameters.model, limit, parameters.filter)
@@ -195,6 +204,9 @@ class SearchMerger(Executor):
     ) -> DocList[SearchDoc]:
         asked = SearchParameters(**parameters)  # a refused parameter fails every shard: name it here
         answers = docs_matrix or []
+        errors = sorted({doc.tags["error"] for shard_docs in answers for doc in shard_docs if "error" in doc.tags})
+        if errors:
+            raise DataError("; ".join(errors))
         if not answers or any(doc.searched is None for shard_docs in answers for doc in shard_docs):
             raise DataError("a shard did not answer this search: see the shards' logs")
         total = sum(shard_docs[0].searched for shard_docs in answers if len(shard_docs))
@@ -205,10 +217,15 @@ class SearchMerger(Executor):
     def merge_reports(self, docs: DocList[SearchDoc], docs_matrix=None, **kwargs) -> DocList[SearchDoc]:
         reports = sorted((doc.tags for shard_docs in docs_matrix or [] for doc in shard_docs), key=lambda r: r["shard"])
         expected = int(reports[0]["shards"]) if reports else 0
-        if len(reports) != expected:
-            raise DataError(f"{len(reports)} of {expected} shards answered: check the shards' logs")
+        if not reports or len(reports) != expected:
+            raise DataError(f"{len(reports)} of {expected or 'the'} shards answered: check the shards' logs")
+        refused = [f"shard {int(r['shard'])}: {r['error']}" for r in reports if r.get("error")]
+        if refused and len(refused) < len(reports):
+            refused.append("(the other shards applied their share; /update makes a retry safe)")
+        if refused:
+            raise DataError("; ".join(refused))
         summed = {
-            key: int(sum(r[key] for r in reports))
+            key: int(sum(r.get(key, 0) for r in reports))
             for key in ("count", "indexed", "updated", "deleted")
             if key in reports[0]
         }

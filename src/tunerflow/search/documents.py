@@ -21,7 +21,7 @@ class MatchDoc(TextDoc):
     label: Optional[str] = None
     tags: Dict[str, Any] = {}
     score: Optional[float] = None
-    order: Optional[int] = None
+    order: Optional[float] = None  # a whole number below 2**53; float because protobuf's int is 32 bits
 
 
 class SearchDoc(TextDoc):

@@ -37,6 +37,8 @@ from tunerflow.search.store import VectorStore
 log = logging.getLogger(__name__)
 ACTIVE = "ACTIVE"
 _REBUILD_BATCH = 256
+# order = request number * span + position in the request: below 2**53, so exact as a float (protobuf's number).
+_REQUEST_SPAN = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,11 @@ class Searcher:
             if request is None:  # a new request: every shard counts it, so orders agree across shards
                 request = store.next_request
                 if op in ("add", "upsert"):
+                    if len(items) >= _REQUEST_SPAN:
+                        raise DataError(f"{len(items)} documents in one request: send fewer than {_REQUEST_SPAN}")
                     items = [_copy(r) for r in items]
                     for position, record in enumerate(items):
-                        record.order = (request << 32) + position  # index order, the tie-break of equal scores
+                        record.order = request * _REQUEST_SPAN + position  # index order: the tie-break of equal scores
                     items = [r for r in items if shard_of(r.id, self.shards) == self.shard]
             if op in ("add", "upsert") and items:
                 vectors = pair.embedder.embed([r.text for r in items])
