@@ -40,7 +40,7 @@ class VectorStore:
         directory: where the store lives (created).
         identity: the model whose vectors go in; must equal the stored one when reopening.
         dtype: storage precision of a new store.
-        compact_bytes: compact once the journal grows past this size.
+        compact_bytes: compact once the journal grows past this size (or past the vectors' size, if larger).
     """
 
     def __init__(
@@ -142,7 +142,8 @@ class VectorStore:
                 raise DataError(f"{len(header['records'])} documents but {len(vectors)} vectors")
         self.journal.append(header, vectors)
         self._apply(header, b"" if vectors is None else vectors)
-        if self.journal.size > self.compact_bytes:
+        snapshot_bytes = self.index.vectors.nbytes  # grow the threshold with the store: amortised linear writes
+        if self.journal.size > max(self.compact_bytes, snapshot_bytes):
             self.compact()
 
     def _apply(self, header: dict, data: bytes | np.ndarray) -> None:
