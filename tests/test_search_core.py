@@ -119,3 +119,15 @@ def test_a_store_refuses_another_models_identity(tmp_path):
     VectorStore(tmp_path, ModelIdentity("a", 4)).close()
     with pytest.raises(ConfigError, match="rebuild the index"):
         VectorStore(tmp_path, ModelIdentity("b", 4))
+
+
+def test_the_search_core_never_imports_jina():
+    import subprocess
+    import sys
+
+    code = "import tunerflow.search, tunerflow.search.ann, tunerflow.search.convert, sys; print(' '.join(sys.modules))"
+    modules = set(
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    )
+    assert "tunerflow.search.searcher" in modules
+    assert not {name for name in modules if name == "jina" or name.startswith("jina.")}
