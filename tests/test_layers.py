@@ -17,7 +17,7 @@ import tunerflow
 LAYERS = ["format", "modeling", "artifact", "export", "inference"]
 # Leaf modules every layer may use; nothing of the core below them.
 LEAVES = {"errors", "options", "paths"}
-NOT_CORE = ["training", "runs", "evaluation", "data", "serving", "client", "cli", "api"]
+NOT_CORE = ["training", "runs", "evaluation", "data", "search", "serving", "client", "cli", "api"]
 SOURCE = Path(tunerflow.__file__).parent
 
 
