@@ -4,7 +4,8 @@ Layout under the home directory::
 
     datasets/<name>/       append-only datasets (see tunerflow.data.store)
     runs/<name>/           record.json, log.txt, checkpoint/, best.safetensors, training.png
-    artifacts/<name>/      published artifacts (and <name>.zip), LATEST -> the newest
+    artifacts/<name>/      every finished run's artifact (and <name>.zip); LATEST -> the served one,
+                           HISTORY.jsonl: every serving (see tunerflow.runs.publication)
 
 A run that was STARTED when the process stopped resumes from its last
 checkpoint when a manager opens the same home again: at the batch where a
@@ -27,6 +28,7 @@ from tunerflow.data.records import Record
 from tunerflow.data.store import DatasetStore, check_name
 from tunerflow.errors import ConfigError, TunerflowError
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
+from tunerflow.runs.publication import Publication
 from tunerflow.runs.record import RunRecord, RunStatus, now
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.state import StopReason
@@ -55,6 +57,7 @@ class RunManager:
         self.artifacts = Path(artifacts) if artifacts else self.home / "artifacts"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.publication = Publication(self.artifacts)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queue: deque[str] = deque()
@@ -146,6 +149,23 @@ class RunManager:
             raise ConfigError(f"run {name!r} has no artifact: it is {record.status.value}")
         return Path(record.artifact).with_suffix(".zip")
 
+    def promote(self, name: str) -> dict:
+        """Serve the finished run ``name``'s artifact now (whatever its ``publish`` policy decided)."""
+        record = self.get(name)
+        answer = self.publication.promote(record)
+        with self._lock:
+            record.details = "finished; promoted by request"
+            record.save(self.runs_dir / name)
+        return answer
+
+    def rollback(self) -> dict:
+        """Serve the artifact served before the current one again."""
+        return self.publication.rollback()
+
+    def served(self) -> dict:
+        """What is served, what a rollback goes back to, and the history of served artifacts."""
+        return self.publication.served()
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no run is queued or running (for tests and the demo)."""
         with self._wake:
@@ -207,7 +227,7 @@ class RunManager:
         run_log = _run_logger(name, directory / "log.txt")
         context = RunContext(
             name=name,
-            recipe=Recipe.from_options({}, record.recipe),
+            recipe=Recipe.from_options(self.defaults, record.recipe),  # defaults: options added since it was made
             directory=directory,
             datasets=self.datasets,
             artifacts=self.artifacts,
@@ -224,8 +244,14 @@ class RunManager:
         try:
             outcome = execute_run(context)
         except Exception as error:  # any failure ends the run as FAILED with its cause, never the worker
-            run_log.error("run failed: %s\n%s", error, traceback.format_exc())
-            message = str(error) if isinstance(error, TunerflowError) else f"{type(error).__name__}: {error}"
+            # The run's log and status are read by clients: the cause in words, the traceback in the tuner's log only.
+            log.error("run %s failed\n%s", name, traceback.format_exc())
+            message = (
+                str(error)
+                if isinstance(error, TunerflowError)
+                else f"internal error ({type(error).__name__}); the tuner's log has the details"
+            )
+            run_log.error("run failed: %s", message)
             with self._lock:
                 self._finish(record, RunStatus.FAILED, message)
         else:
@@ -233,7 +259,9 @@ class RunManager:
                 record.metrics = outcome.metrics
                 if outcome.status is RunStatus.FINISHED:
                     record.artifact = str(outcome.artifact)
-                    self._finish(record, RunStatus.FINISHED, "finished")
+                    self.publication.apply(record, outcome.decision, run_log)
+                    served = "served" if record.promoted else record.promotion
+                    self._finish(record, RunStatus.FINISHED, f"finished; {served}")
                 elif outcome.status is RunStatus.CANCELLED:
                     self._finish(record, RunStatus.CANCELLED, "cancelled")
                 else:  # still STARTED: shut down mid-run
