@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class Publication:
-    """Serves artifacts under ``artifacts`` (its ``LATEST`` and ``HISTORY.jsonl``, see :mod:`tunerflow.artifact.publish`).
+    """Serves artifacts under ``artifacts``: its ``LATEST`` and ``HISTORY.jsonl`` (:mod:`tunerflow.artifact.publish`).
 
     Args:
         artifacts: the root the encoders follow.
