@@ -59,7 +59,9 @@ class TunerExecutor(Executor):
         defaults = section("recipe", config)
         Recipe.check_names(recipe or {})
         defaults.update(recipe or {})
-        self.manager = RunManager(root, defaults, artifacts=(root / artifacts) if artifacts else None)
+        self.manager = RunManager(
+            root, defaults, artifacts=(root / artifacts) if artifacts else None, models=section("models", config)
+        )
 
     @requests(on="/datasets/append")
     def append(self, docs: DocList[LabeledText], parameters: DatasetParameters, **kwargs) -> DocList[LabeledText]:

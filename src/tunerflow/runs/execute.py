@@ -24,6 +24,7 @@ from tunerflow.errors import ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
 from tunerflow.export import save_artifact
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
+from tunerflow.modeling.sources import ModelSource
 from tunerflow.options import DType, Precision
 from tunerflow.runs.gate import Decision, decide
 from tunerflow.runs.plot import plot_run
@@ -59,6 +60,7 @@ class RunContext:
     artifacts: Path
     log: logging.Logger
     stop_reason: Callable[[], StopReason | None]
+    model: ModelSource | None = None  # the recipe's model as the server's catalogue resolved it
     progress: Progress | None = None
 
 
@@ -163,7 +165,7 @@ def _execute(run: RunContext) -> RunOutcome:
     recipe, log = run.recipe, run.log
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
-    loaded = load_model(recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
+    loaded = load_model(run.model or recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
     setup = build_setup(recipe, run.datasets, loaded)
     checkpoint_dir = run.directory / "checkpoint"
     state = resume_state(checkpoint_dir, setup, log, lambda: check_stop(run))

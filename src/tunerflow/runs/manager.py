@@ -27,9 +27,12 @@ from typing import Any
 from tunerflow.data.records import Record
 from tunerflow.data.store import DatasetStore, check_name
 from tunerflow.errors import ConfigError, TunerflowError
+from tunerflow.modeling.catalogue import Catalogue
+from tunerflow.modeling.sources import ModelSource
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
 from tunerflow.runs.publication import Publication
 from tunerflow.runs.record import RunRecord, RunStatus, now
+from tunerflow.settings import section
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.state import StopReason
 
@@ -45,10 +48,17 @@ class RunManager:
         defaults: the default recipe (``config.yml``'s ``recipe`` section).
         artifacts: where artifacts are published (default ``<home>/artifacts``).
         start_worker: run queued runs in a background thread (tests may drive runs by hand).
+        models: ``config.yml``'s ``models`` section (default: read from it): the catalogue of models a
+            run may name; the artifacts of earlier runs are offered by run name too.
     """
 
     def __init__(
-        self, home: str | Path, defaults: dict[str, Any], artifacts: str | Path | None = None, start_worker: bool = True
+        self,
+        home: str | Path,
+        defaults: dict[str, Any],
+        artifacts: str | Path | None = None,
+        start_worker: bool = True,
+        models: dict[str, Any] | None = None,
     ) -> None:
         self.home = Path(home)
         self.defaults = dict(defaults)
@@ -58,6 +68,8 @@ class RunManager:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.publication = Publication(self.artifacts)
+        models = section("models") if models is None else models
+        self.catalogue = Catalogue.from_settings(models, extra_roots=[self.artifacts])
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queue: deque[str] = deque()
@@ -86,6 +98,7 @@ class RunManager:
     def start(self, options: dict[str, Any]) -> RunRecord:
         """Validate a run (nothing starts if anything is wrong), record it as CREATED and queue it."""
         recipe = Recipe.from_options(self.defaults, options)
+        self._model_source(recipe.model)
         check_recipe(recipe, self.datasets)
         with self._lock:
             name = recipe.run_name or self._new_name()
@@ -242,6 +255,7 @@ class RunManager:
             record.save(directory)
         run_log.info("run %s started (attempt %d)", name, record.attempts)
         try:
+            context.model = self._model_source(context.recipe.model)
             outcome = execute_run(context)
         except Exception as error:  # any failure ends the run as FAILED with its cause, never the worker
             # The run's log and status are read by clients: the cause in words, the traceback in the tuner's log only.
@@ -277,6 +291,21 @@ class RunManager:
                 self._active = None
                 self._wake.notify_all()
         return record
+
+    def _client_message(self, error: Exception) -> str:
+        """What a client reads of a failure: our errors in words, server paths replaced; others by type only."""
+        if not isinstance(error, TunerflowError):
+            return f"internal error ({type(error).__name__}); the tuner's log has the details"
+        message = str(error)
+        for path, placeholder in [(self.artifacts, "<artifacts>"), (self.home, "<home>")] + [
+            (root, "<model root>") for root in self.catalogue.roots
+        ]:
+            message = message.replace(str(path), placeholder)
+        return message
+
+    def _model_source(self, model: str) -> ModelSource:
+        """A run's model from the catalogue; the tuner's own default (config.yml, its ``recipe``) is trusted."""
+        return self.catalogue.resolve(model, trusted=model == self.defaults.get("model"))
 
     def _stop_reason(self, name: str) -> StopReason | None:
         if name in self._cancel:
