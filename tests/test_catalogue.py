@@ -1,4 +1,4 @@
-"""The model catalogue: clients name models from it; other server paths are refused without saying whether they exist."""
+"""The model catalogue: clients name models from it; other server paths are refused, existing or not."""
 
 from __future__ import annotations
 
