@@ -142,7 +142,7 @@ class RunManager:
                 self._finish(record, RunStatus.CANCELLED, "cancelled before it started")
             elif record.status is RunStatus.STARTED:
                 self._cancel.add(name)
-                record.details = "cancelling: stops after the current step"
+                record.details = "cancelling: stops after the current step or evaluation slice"
         return record
 
     def logs(self, name: str, offset: int = 0) -> tuple[str, int]:
