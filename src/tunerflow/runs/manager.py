@@ -26,18 +26,18 @@ from typing import Any
 
 from tunerflow.data.records import Record
 from tunerflow.data.store import DatasetStore, check_name
-from tunerflow.errors import ConfigError, TunerflowError
+from tunerflow.errors import ConfigError
 from tunerflow.modeling.catalogue import Catalogue
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
 from tunerflow.runs.publication import Publication
 from tunerflow.runs.record import RunRecord, RunStatus, now
+from tunerflow.runs.runlog import client_message, close_run_log, open_run_log, read_run_log
 from tunerflow.settings import section
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.state import StopReason
 
 log = logging.getLogger(__name__)
-LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 class RunManager:
@@ -148,13 +148,7 @@ class RunManager:
     def logs(self, name: str, offset: int = 0) -> tuple[str, int]:
         """Log text of a run from byte ``offset``; returns the text and the next offset."""
         self.get(name)
-        path = self.runs_dir / name / "log.txt"
-        if not path.is_file():
-            return "", offset
-        with path.open("rb") as handle:
-            handle.seek(max(0, offset))
-            data = handle.read()
-        return data.decode("utf-8", errors="replace"), max(0, offset) + len(data)
+        return read_run_log(self.runs_dir / name / "log.txt", offset)
 
     def artifact_zip(self, name: str) -> Path:
         record = self.get(name)
@@ -237,7 +231,7 @@ class RunManager:
         """Execute a queued or interrupted run in this thread (the worker calls this)."""
         record = self._records[name]
         directory = self.runs_dir / name
-        run_log = _run_logger(name, directory / "log.txt")
+        run_log = open_run_log(name, directory / "log.txt")
         context = RunContext(
             name=name,
             recipe=Recipe.from_options(self.defaults, record.recipe),  # defaults: options added since it was made
@@ -260,11 +254,8 @@ class RunManager:
         except Exception as error:  # any failure ends the run as FAILED with its cause, never the worker
             # The run's log and status are read by clients: the cause in words, the traceback in the tuner's log only.
             log.error("run %s failed\n%s", name, traceback.format_exc())
-            message = (
-                str(error)
-                if isinstance(error, TunerflowError)
-                else f"internal error ({type(error).__name__}); the tuner's log has the details"
-            )
+            places = {self.artifacts: "<artifacts>", self.home: "<home>"}
+            message = client_message(error, {**places, **dict.fromkeys(self.catalogue.roots, "<model root>")})
             run_log.error("run failed: %s", message)
             with self._lock:
                 self._finish(record, RunStatus.FAILED, message)
@@ -283,25 +274,12 @@ class RunManager:
                     record.save(directory)
             run_log.info("run %s: %s", name, record.details)
         finally:
-            for handler in list(run_log.handlers):
-                handler.close()
-                run_log.removeHandler(handler)
+            close_run_log(run_log)
             with self._wake:
                 self._cancel.discard(name)
                 self._active = None
                 self._wake.notify_all()
         return record
-
-    def _client_message(self, error: Exception) -> str:
-        """What a client reads of a failure: our errors in words, server paths replaced; others by type only."""
-        if not isinstance(error, TunerflowError):
-            return f"internal error ({type(error).__name__}); the tuner's log has the details"
-        message = str(error)
-        for path, placeholder in [(self.artifacts, "<artifacts>"), (self.home, "<home>")] + [
-            (root, "<model root>") for root in self.catalogue.roots
-        ]:
-            message = message.replace(str(path), placeholder)
-        return message
 
     def _model_source(self, model: str) -> ModelSource:
         """A run's model from the catalogue; the tuner's own default (config.yml, its ``recipe``) is trusted."""
@@ -317,12 +295,3 @@ class RunManager:
         if self._active is not None and self._active.name == record.run_name and self._active.progress:
             record.progress = dict(self._active.progress.latest)
         record.save(self.runs_dir / record.run_name)
-
-
-def _run_logger(name: str, path: Path) -> logging.Logger:
-    run_log = logging.getLogger(f"tunerflow.run.{name}")
-    run_log.setLevel(logging.INFO)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    run_log.addHandler(handler)
-    return run_log
