@@ -14,6 +14,7 @@ from jina import Executor, requests
 from tunerflow.artifact.layout import file_digest
 from tunerflow.data.records import make_record
 from tunerflow.errors import DataError
+from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import home_dir, under_home
 from tunerflow.runs import RunManager
 from tunerflow.serving.documents import LabeledText
@@ -53,6 +54,7 @@ class TunerExecutor(Executor):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        watch_parent()  # the Flow's main process killed: stop this process and the Flow's other parts
         if threads:
             torch.set_num_threads(int(threads))
         root = under_home(home) if home else home_dir()
