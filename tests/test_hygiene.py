@@ -77,6 +77,12 @@ def test_stopping_the_main_process_stops_every_part(sig, tmp_path, tiny_model_di
         flow.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="jina 3.33: after 'Flow is aborted' the main process waits for the gateway, which keeps polling the "
+    "failed executor until timeout_ready (10 min by default); the healthy parts stay bound meanwhile",
+)
 def test_a_failed_start_leaves_nothing_bound(tmp_path, tiny_model_dir):
     import subprocess
     import sys
