@@ -65,6 +65,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tiny_models_are_in_the_catalogue(tmp_path_factory):
+    """Tests build their tiny models under the session's temporary directory: offer it as a model root.
+
+    Set in ``os.environ`` itself, so that the executors of test Flows (spawned processes) inherit it.
+    """
+    os.environ["TUNERFLOW_MODEL_ROOTS"] = str(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Each test session gets its own tunerflow cache (ONNX exports, unpacked zips)."""

@@ -170,3 +170,39 @@ def test_requests_in_flight_survive_swaps(followed, tmp_path):
         done.set()
         worker.join()
     assert failures == []
+
+
+def test_damaged_newest_artifact_at_start_up_leaves_the_previous_one_serving(followed, tmp_path, tiny_model_dir):
+    root, first_executor = followed
+    first_executor.close()
+    new = _publish_other(root, tmp_path, "broken")
+    (new / "model.safetensors").write_bytes(b"garbage")
+    executor = EncoderExecutor(model=str(tiny_model_dir), follow=str(root), poll_interval=0.2)
+    try:
+        info = executor.info(_docs([]))
+        assert info["model"] == str(root / "first")
+        assert [r["artifact"] for r in info["refused"]] == ["broken"] and "broken" in info["last_error"]
+        np.testing.assert_allclose(
+            _matrix(executor.encode(_docs(), EncodeParameters())), get_model(root / "first").embed(TEXTS), atol=1e-5
+        )
+        # A rollback serves "first" again by name: the encoder keeps it, and the refusal is no longer an error.
+        from tunerflow.artifact.publish import rollback
+
+        rollback(root)
+        answer = executor.reload(_docs([]))
+        assert answer["model"] == str(root / "first") and answer["last_error"] is None
+    finally:
+        executor.close()
+
+
+def test_no_artifact_loads_at_start_up_serves_the_configured_model(tmp_path, tiny_model_dir):
+    root = tmp_path / "artifacts"
+    save_artifact(load_model(tiny_model_dir), root / "only")
+    write_latest(root, "only")
+    (root / "only/model.safetensors").write_bytes(b"garbage")
+    executor = EncoderExecutor(model=str(tiny_model_dir), follow=str(root))
+    try:
+        info = executor.info(_docs([]))
+        assert info["model"] == str(tiny_model_dir) and info["refused"][0]["artifact"] == "only"
+    finally:
+        executor.close()

@@ -161,3 +161,30 @@ def test_recipe_override_applies_and_unknown_keys_are_refused(tmp_path):
         executor.close()
     with pytest.raises(ConfigError, match="epoch.*valid:"):
         TunerExecutor(home=str(tmp_path / "b"), recipe={"epoch": 7})
+
+
+def test_promote_rollback_and_served_endpoints(tuner, tiny_model_dir):
+    from pydantic import ValidationError
+
+    from tunerflow.errors import ArtifactError
+
+    for name in ("m1", "m2"):
+        options = RunParameters(**toy_options(tiny_model_dir, epochs=1, run_name=name, publish="manual"))
+        tuner.start(DocList[LabeledText](), options)
+        status = _wait(tuner, name)
+        assert status["status"] == "FINISHED" and status["promoted"] is False and "manual" in status["details"]
+    assert _run(tuner.served(DocList[LabeledText](), {}))["served"] is None
+    with pytest.raises(ArtifactError, match="nothing is served"):
+        _run(tuner.rollback(DocList[LabeledText](), {}))
+    for name in ("m1", "m2"):
+        answer = _run(tuner.promote(DocList[LabeledText](), {"run_name": name}))
+        assert answer["served"] == name and answer["changed"]
+    runs = _run(tuner.runs(DocList[LabeledText]()))["runs"]
+    assert [(r["run_name"], r["promoted"]) for r in runs] == [("m1", True), ("m2", True)]
+    answer = _run(tuner.rollback(DocList[LabeledText](), {}))
+    assert answer["served"] == "m1" and [e["action"] for e in answer["history"]] == ["promote", "promote", "rollback"]
+    assert _run(tuner.served(DocList[LabeledText](), {}))["history"] == answer["history"]
+    with pytest.raises(ValidationError):
+        _run(tuner.rollback(DocList[LabeledText](), {"run_name": "m2"}))
+    with pytest.raises(ConfigError, match="no run named"):
+        _run(tuner.promote(DocList[LabeledText](), {"run_name": "ghost"}))

@@ -11,6 +11,7 @@ from jina import Executor, requests
 
 from tunerflow.api import texts_of_docs
 from tunerflow.errors import DataError
+from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import under_home
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
@@ -47,6 +48,7 @@ class EncoderExecutor(Executor):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        watch_parent()  # the Flow's main process killed: stop this process and the Flow's other parts
         self.served = ServedModel(
             model,
             follow=under_home(follow) if follow else None,

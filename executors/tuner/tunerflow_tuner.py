@@ -14,10 +14,18 @@ from jina import Executor, requests
 from tunerflow.artifact.layout import file_digest
 from tunerflow.data.records import make_record
 from tunerflow.errors import DataError
+from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import home_dir, under_home
 from tunerflow.runs import RunManager
 from tunerflow.serving.documents import LabeledText
-from tunerflow.serving.tuner_params import ArtifactQuery, DatasetParameters, LogQuery, RunParameters, RunQuery
+from tunerflow.serving.tuner_params import (
+    ArtifactQuery,
+    DatasetParameters,
+    LogQuery,
+    PublicationQuery,
+    RunParameters,
+    RunQuery,
+)
 from tunerflow.settings import section
 from tunerflow.training.recipe import Recipe
 
@@ -46,13 +54,16 @@ class TunerExecutor(Executor):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        watch_parent()  # the Flow's main process killed: stop this process and the Flow's other parts
         if threads:
             torch.set_num_threads(int(threads))
         root = under_home(home) if home else home_dir()
         defaults = section("recipe", config)
         Recipe.check_names(recipe or {})
         defaults.update(recipe or {})
-        self.manager = RunManager(root, defaults, artifacts=(root / artifacts) if artifacts else None)
+        self.manager = RunManager(
+            root, defaults, artifacts=(root / artifacts) if artifacts else None, models=section("models", config)
+        )
 
     @requests(on="/datasets/append")
     def append(self, docs: DocList[LabeledText], parameters: DatasetParameters, **kwargs) -> DocList[LabeledText]:
@@ -97,12 +108,29 @@ class TunerExecutor(Executor):
 
     @requests(on="/runs/list")
     async def runs(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
-        keys = ("run_name", "experiment_name", "status", "details", "created_at", "finished_at")
+        keys = ("run_name", "experiment_name", "status", "details", "created_at", "finished_at", "promoted")
         return {"runs": [{key: record.to_dict()[key] for key in keys} for record in self.manager.list()]}
 
     @requests(on="/runs/cancel")
     async def cancel(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
         return self.manager.cancel(RunQuery(**parameters).run_name).to_dict()
+
+    @requests(on="/runs/promote")
+    async def promote(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """Serve this finished run's artifact now; answers what is served and the history."""
+        return self.manager.promote(RunQuery(**parameters).run_name)
+
+    @requests(on="/runs/rollback")
+    async def rollback(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """Serve the artifact served before the current one again; answers what is served and the history."""
+        PublicationQuery(**parameters)
+        return self.manager.rollback()
+
+    @requests(on="/runs/served")
+    async def served(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """The served artifact, what a rollback goes back to, and the history of served artifacts."""
+        PublicationQuery(**parameters)
+        return self.manager.served()
 
     @requests(on="/runs/artifact")
     async def artifact(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:

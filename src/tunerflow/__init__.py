@@ -20,6 +20,9 @@ _LAZY = {
     "fit": "tunerflow.client",
     "get_run": "tunerflow.client",
     "list_runs": "tunerflow.client",
+    "promote": "tunerflow.client",
+    "rollback": "tunerflow.client",
+    "served": "tunerflow.client",
     "Run": "tunerflow.client",
     "EvaluationCallback": "tunerflow.client",
 }

@@ -58,3 +58,16 @@ class Precision(str, Enum):
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+
+
+class PublishPolicy(str, Enum):
+    """When a finished run's artifact is served (``artifacts/LATEST`` rewritten).
+
+    ``if_better``: when its after-metrics on the run's evaluation set are not below
+    the before-metrics on ``best_metric`` (a run without evaluation is not served;
+    promote it by hand). ``auto``: always. ``manual``: never; promote it by hand.
+    """
+
+    AUTO = "auto"
+    IF_BETTER = "if_better"
+    MANUAL = "manual"

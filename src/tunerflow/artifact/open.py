@@ -6,12 +6,12 @@ from pathlib import Path
 
 from tunerflow.artifact.load import load_artifact
 from tunerflow.modeling.loading import LoadedModel, load_backbone_dir, with_overrides
-from tunerflow.modeling.sources import BUNDLED_MODEL, resolve_source
+from tunerflow.modeling.sources import BUNDLED_MODEL, ModelSource, resolve_source
 from tunerflow.options import Pooling
 
 
 def load_model(
-    name_or_path: str | Path = BUNDLED_MODEL,
+    name_or_path: str | Path | ModelSource = BUNDLED_MODEL,
     *,
     pooling: str | Pooling | None = None,
     normalize: bool | None = None,
@@ -23,9 +23,13 @@ def load_model(
     Settings left as None come from the source (an artifact's config, a
     sentence-transformers directory's modules), else mean pooling, no
     normalisation and the model's own maximum length. The settings given are
-    checked against the model by :meth:`tunerflow.format.ModelSpec.override`.
+    checked against the model by :meth:`tunerflow.format.ModelSpec.override`. A
+    :class:`ModelSource` (from a server's :class:`~tunerflow.modeling.catalogue.Catalogue`) is used as resolved.
     """
-    source = resolve_source(name_or_path, allow_download=allow_download)
+    if isinstance(name_or_path, ModelSource):
+        source = name_or_path
+    else:
+        source = resolve_source(name_or_path, allow_download=allow_download)
     if source.is_artifact:
         loaded = load_artifact(source.path)
     else:

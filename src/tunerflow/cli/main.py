@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     _host(logs)
     runs = commands.add_parser("runs", help="list runs")
     _host(runs)
+    promote = commands.add_parser("promote", help="serve a finished run's artifact now")
+    promote.add_argument("run")
+    _host(promote)
+    for name, text in (
+        ("rollback", "serve the artifact served before the current one again"),
+        ("served", "the served artifact and the history of served artifacts"),
+    ):
+        _host(commands.add_parser(name, help=text))
     download = commands.add_parser("download", help="save a finished run's artifact as <dir>/<run>.zip")
     download.add_argument("run")
     download.add_argument("directory", nargs="?", default=".")
@@ -195,6 +203,27 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_promote(args) -> int:
+    from tunerflow.client import promote
+
+    _print(promote(args.run, args.host))
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from tunerflow.client import rollback
+
+    _print(rollback(args.host))
+    return 0
+
+
+def cmd_served(args) -> int:
+    from tunerflow.client import served
+
+    _print(served(args.host))
+    return 0
+
+
 def cmd_download(args) -> int:
     from tunerflow.client import get_run
 
@@ -236,5 +265,8 @@ COMMANDS = {
     "logs": cmd_logs,
     "runs": cmd_runs,
     "download": cmd_download,
+    "promote": cmd_promote,
+    "rollback": cmd_rollback,
+    "served": cmd_served,
     "encode": cmd_encode,
 }

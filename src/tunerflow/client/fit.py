@@ -117,6 +117,23 @@ def list_runs(host: str | None = None) -> list[dict]:
     return Connection(host).call("/runs/list")["runs"]
 
 
+def promote(run: Run | str, host: str | None = None) -> dict:
+    """Serve the finished run's artifact now (``run``: a :class:`Run` or a run name)."""
+    if isinstance(run, Run):
+        return run.promote()
+    return Run(run, Connection(host)).promote()
+
+
+def rollback(host: str | None = None) -> dict:
+    """Serve the artifact served before the current one again; returns what is served and the history."""
+    return Connection(host).call("/runs/rollback")
+
+
+def served(host: str | None = None) -> dict:
+    """What is served, what a rollback goes back to, and the history of served artifacts."""
+    return Connection(host).call("/runs/served")
+
+
 def _dataset_name(data: Any, name: str) -> str:
     """The dataset ``data`` will be: a plain string that is no file names a stored dataset, else ``name``."""
     if isinstance(data, str) and not is_file_path(data) and "/" not in data and not data.endswith((".csv", ".jsonl")):

@@ -74,6 +74,13 @@ class Run:
     def cancel(self) -> dict:
         return self.connection.call("/runs/cancel", {"run_name": self.name})
 
+    def promote(self) -> dict:
+        """Serve this finished run's artifact now, whatever its ``publish`` policy decided.
+
+        Returns ``{'served', 'rollback_to', 'history', 'changed'}``.
+        """
+        return self.connection.call("/runs/promote", {"run_name": self.name})
+
     def save_artifact(self, directory: str | Path = ".", chunk_size: int = 4 * 1024 * 1024) -> Path:
         """Download the finished run's artifact as ``<directory>/<run>.zip`` (checked by SHA-256)."""
         directory = Path(directory).expanduser()

@@ -68,6 +68,11 @@ def resolve_source(name_or_path: str | Path, allow_download: bool = False) -> Mo
     return ModelSource(text, _hub_snapshot(text, allow_download), False)
 
 
+def cached_hub_source(repo_id: str) -> ModelSource:
+    """A hub id from the local Hugging Face cache only (never a local path, never the network)."""
+    return ModelSource(repo_id, _hub_snapshot(repo_id, allow_download=False), False)
+
+
 def _hub_snapshot(repo_id: str, allow_download: bool) -> Path:
     from huggingface_hub import snapshot_download
 

@@ -1,4 +1,9 @@
-"""Execute one run: build everything from the recipe, train, evaluate, save and publish the artifact."""
+"""Execute one run: build everything from the recipe, train, evaluate, save the artifact, decide its publication.
+
+Serving it (``LATEST``) is the manager's, under its lock, from the decision made here
+(:func:`tunerflow.runs.gate.decide`). A cancel or a shutdown takes effect within
+a step, a slice of evaluation texts or an epoch's batch planning.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +18,15 @@ from pathlib import Path
 import torch
 
 from tunerflow.artifact import LoadedModel, load_model
-from tunerflow.artifact.publish import write_latest
 from tunerflow.data.sampler import LabelBalancedBatches
 from tunerflow.data.store import DatasetStore
 from tunerflow.errors import ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
 from tunerflow.export import save_artifact
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
+from tunerflow.modeling.sources import ModelSource
 from tunerflow.options import DType, Precision
+from tunerflow.runs.gate import Decision, decide
 from tunerflow.runs.plot import plot_run
 from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
@@ -32,6 +38,15 @@ from tunerflow.training.selection import Selection
 from tunerflow.training.state import StopReason, TrainSetup, TrainState
 
 EVAL_BATCH_SIZE = 128
+STOP_CHECK_TEXTS = 512  # evaluation embeds this many texts between two looks at the cancel flag
+
+
+class Interrupted(Exception):
+    """Raised out of evaluation or batch planning when the run is cancelled or shut down."""
+
+    def __init__(self, reason: StopReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
 
 
 @dataclass
@@ -45,6 +60,7 @@ class RunContext:
     artifacts: Path
     log: logging.Logger
     stop_reason: Callable[[], StopReason | None]
+    model: ModelSource | None = None  # the recipe's model as the server's catalogue resolved it
     progress: Progress | None = None
 
 
@@ -55,6 +71,7 @@ class RunOutcome:
     status: RunStatus
     metrics: dict
     artifact: Path | None = None
+    decision: Decision | None = None
 
 
 def check_recipe(recipe: Recipe, datasets: DatasetStore) -> None:
@@ -114,14 +131,44 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
 
 
 def execute_run(run: RunContext) -> RunOutcome:
-    """Train ``run.recipe`` (resuming from its checkpoint if there is one) and publish the artifact."""
+    """Train ``run.recipe`` (resuming from its checkpoint if there is one), save the artifact, decide its serving."""
+    try:
+        return _execute(run)
+    except Interrupted as stop:
+        run.log.info("stopped during evaluation or planning: %s", stop.reason.value)
+        status = RunStatus.CANCELLED if stop.reason is StopReason.CANCELLED else RunStatus.STARTED
+        return RunOutcome(status, {})
+
+
+def check_stop(run: RunContext) -> None:
+    """Raise :class:`Interrupted` if the run was cancelled or the process is shutting down."""
+    reason = run.stop_reason()
+    if reason is not None:
+        raise Interrupted(reason)
+
+
+def stoppable(embed: Callable[[list[str]], object], run: RunContext) -> Callable[[list[str]], object]:
+    """``embed`` in slices of :data:`STOP_CHECK_TEXTS` texts, looking at the cancel flag before each."""
+    import numpy as np
+
+    def embed_in_slices(texts: list[str]):
+        parts = []
+        for start in range(0, max(len(texts), 1), STOP_CHECK_TEXTS):
+            check_stop(run)
+            parts.append(embed(texts[start : start + STOP_CHECK_TEXTS]))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    return embed_in_slices
+
+
+def _execute(run: RunContext) -> RunOutcome:
     recipe, log = run.recipe, run.log
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
-    loaded = load_model(recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
+    loaded = load_model(run.model or recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
     setup = build_setup(recipe, run.datasets, loaded)
     checkpoint_dir = run.directory / "checkpoint"
-    state = resume_state(checkpoint_dir, setup, log)
+    state = resume_state(checkpoint_dir, setup, log, lambda: check_stop(run))
     eval_set = evaluation_set(recipe, run.datasets)
     spec = loaded.spec
     run.progress = Progress(log)
@@ -132,7 +179,7 @@ def execute_run(run: RunContext) -> RunOutcome:
 
         def current_metrics() -> dict:
             setup.model.eval()  # the loop puts it back in training mode at the next epoch
-            return evaluate(embedder.embed, eval_set, limit=recipe.eval_limit)
+            return evaluate(stoppable(embedder.embed, run), eval_set, limit=recipe.eval_limit)
 
         best_path = run.directory / "best.safetensors" if recipe.keep_best else None
         selection = Selection(current_metrics, recipe.best_metric, log, best_path, recipe.early_stopping_patience)
@@ -147,14 +194,26 @@ def execute_run(run: RunContext) -> RunOutcome:
         selection.restore_best(setup.model, state)
     metrics = summarize(state, recipe)
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
-    artifact = publish(run, LoadedModel(setup.model.cpu().eval(), loaded.tokenizer, spec, loaded.path), state, metrics)
-    return RunOutcome(RunStatus.FINISHED, metrics, artifact)
+    tuned = LoadedModel(setup.model.cpu().eval(), loaded.tokenizer, spec, loaded.path)
+    artifact = save_run_artifact(run, tuned, state, metrics)
+    decision = decide(recipe.publish, metrics)
+    log.info("%s", "to be served: " + decision.reason if decision.promote else decision.reason)
+    return RunOutcome(RunStatus.FINISHED, metrics, artifact, decision)
 
 
-def resume_state(checkpoint_dir: Path, setup: TrainSetup, log: logging.Logger) -> TrainState:
-    """The state saved in ``checkpoint_dir`` (setup restored from it), or a fresh one for the recipe's epochs."""
+def resume_state(
+    checkpoint_dir: Path, setup: TrainSetup, log: logging.Logger, check: Callable[[], None] = lambda: None
+) -> TrainState:
+    """The state saved in ``checkpoint_dir`` (setup restored from it), or a fresh one for the recipe's epochs.
+
+    ``check`` runs before each epoch's batches are planned (it raises to stop).
+    """
     if not (checkpoint_dir / "state.json").is_file():
-        return TrainState(steps_per_epoch=[len(setup.batches(e)) for e in range(setup.recipe.epochs)])
+        steps = []
+        for epoch in range(setup.recipe.epochs):
+            check()
+            steps.append(len(setup.batches(epoch)))
+        return TrainState(steps_per_epoch=steps)
     state = load_checkpoint(checkpoint_dir, setup)
     where = f", at batch {state.batch_in_epoch} of epoch {state.epoch + 1}" if state.batch_in_epoch else ""
     log.info("resuming from the checkpoint after epoch %d (step %d)%s", state.epoch, state.step, where)
@@ -182,8 +241,8 @@ def summarize(state: TrainState, recipe: Recipe) -> dict:
     }
 
 
-def publish(run: RunContext, tuned: LoadedModel, state: TrainState, metrics: dict) -> Path:
-    """Save the artifact with its plot and metadata, zip it, then point ``LATEST`` at it."""
+def save_run_artifact(run: RunContext, tuned: LoadedModel, state: TrainState, metrics: dict) -> Path:
+    """Save the artifact with its plot and metadata and zip it (serving it is the manager's)."""
     recipe = run.recipe
     plot = plot_run(state, recipe.best_metric, run.directory / "training.png")
     run_meta = {
@@ -212,6 +271,5 @@ def publish(run: RunContext, tuned: LoadedModel, state: TrainState, metrics: dic
         extra_files={"training.png": plot},
         zip=True,
     )
-    write_latest(run.artifacts, run.name)
-    run.log.info("published artifact %s", target)
+    run.log.info("saved the artifact %s", run.name)
     return target

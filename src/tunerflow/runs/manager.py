@@ -4,7 +4,8 @@ Layout under the home directory::
 
     datasets/<name>/       append-only datasets (see tunerflow.data.store)
     runs/<name>/           record.json, log.txt, checkpoint/, best.safetensors, training.png
-    artifacts/<name>/      published artifacts (and <name>.zip), LATEST -> the newest
+    artifacts/<name>/      every finished run's artifact (and <name>.zip); LATEST -> the served one,
+                           HISTORY.jsonl: every serving (see tunerflow.runs.publication)
 
 A run that was STARTED when the process stopped resumes from its last
 checkpoint when a manager opens the same home again: at the batch where a
@@ -25,14 +26,18 @@ from typing import Any
 
 from tunerflow.data.records import Record
 from tunerflow.data.store import DatasetStore, check_name
-from tunerflow.errors import ConfigError, TunerflowError
+from tunerflow.errors import ConfigError
+from tunerflow.modeling.catalogue import Catalogue
+from tunerflow.modeling.sources import ModelSource
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
+from tunerflow.runs.publication import Publication
 from tunerflow.runs.record import RunRecord, RunStatus, now
+from tunerflow.runs.runlog import client_message, close_run_log, open_run_log, read_run_log
+from tunerflow.settings import section
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.state import StopReason
 
 log = logging.getLogger(__name__)
-LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 class RunManager:
@@ -43,10 +48,17 @@ class RunManager:
         defaults: the default recipe (``config.yml``'s ``recipe`` section).
         artifacts: where artifacts are published (default ``<home>/artifacts``).
         start_worker: run queued runs in a background thread (tests may drive runs by hand).
+        models: ``config.yml``'s ``models`` section (default: read from it): the catalogue of models a
+            run may name; the artifacts of earlier runs are offered by run name too.
     """
 
     def __init__(
-        self, home: str | Path, defaults: dict[str, Any], artifacts: str | Path | None = None, start_worker: bool = True
+        self,
+        home: str | Path,
+        defaults: dict[str, Any],
+        artifacts: str | Path | None = None,
+        start_worker: bool = True,
+        models: dict[str, Any] | None = None,
     ) -> None:
         self.home = Path(home)
         self.defaults = dict(defaults)
@@ -55,6 +67,9 @@ class RunManager:
         self.artifacts = Path(artifacts) if artifacts else self.home / "artifacts"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.publication = Publication(self.artifacts)
+        models = section("models") if models is None else models
+        self.catalogue = Catalogue.from_settings(models, extra_roots=[self.artifacts])
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queue: deque[str] = deque()
@@ -83,6 +98,7 @@ class RunManager:
     def start(self, options: dict[str, Any]) -> RunRecord:
         """Validate a run (nothing starts if anything is wrong), record it as CREATED and queue it."""
         recipe = Recipe.from_options(self.defaults, options)
+        self._model_source(recipe.model)
         check_recipe(recipe, self.datasets)
         with self._lock:
             name = recipe.run_name or self._new_name()
@@ -126,25 +142,36 @@ class RunManager:
                 self._finish(record, RunStatus.CANCELLED, "cancelled before it started")
             elif record.status is RunStatus.STARTED:
                 self._cancel.add(name)
-                record.details = "cancelling: stops after the current step"
+                record.details = "cancelling: stops after the current step or evaluation slice"
         return record
 
     def logs(self, name: str, offset: int = 0) -> tuple[str, int]:
         """Log text of a run from byte ``offset``; returns the text and the next offset."""
         self.get(name)
-        path = self.runs_dir / name / "log.txt"
-        if not path.is_file():
-            return "", offset
-        with path.open("rb") as handle:
-            handle.seek(max(0, offset))
-            data = handle.read()
-        return data.decode("utf-8", errors="replace"), max(0, offset) + len(data)
+        return read_run_log(self.runs_dir / name / "log.txt", offset)
 
     def artifact_zip(self, name: str) -> Path:
         record = self.get(name)
         if record.status is not RunStatus.FINISHED or not record.artifact:
             raise ConfigError(f"run {name!r} has no artifact: it is {record.status.value}")
         return Path(record.artifact).with_suffix(".zip")
+
+    def promote(self, name: str) -> dict:
+        """Serve the finished run ``name``'s artifact now (whatever its ``publish`` policy decided)."""
+        record = self.get(name)
+        answer = self.publication.promote(record)
+        with self._lock:
+            record.details = "finished; promoted by request"
+            record.save(self.runs_dir / name)
+        return answer
+
+    def rollback(self) -> dict:
+        """Serve the artifact served before the current one again."""
+        return self.publication.rollback()
+
+    def served(self) -> dict:
+        """What is served, what a rollback goes back to, and the history of served artifacts."""
+        return self.publication.served()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no run is queued or running (for tests and the demo)."""
@@ -204,10 +231,10 @@ class RunManager:
         """Execute a queued or interrupted run in this thread (the worker calls this)."""
         record = self._records[name]
         directory = self.runs_dir / name
-        run_log = _run_logger(name, directory / "log.txt")
+        run_log = open_run_log(name, directory / "log.txt")
         context = RunContext(
             name=name,
-            recipe=Recipe.from_options({}, record.recipe),
+            recipe=Recipe.from_options(self.defaults, record.recipe),  # defaults: options added since it was made
             directory=directory,
             datasets=self.datasets,
             artifacts=self.artifacts,
@@ -222,10 +249,14 @@ class RunManager:
             record.save(directory)
         run_log.info("run %s started (attempt %d)", name, record.attempts)
         try:
+            context.model = self._model_source(context.recipe.model)
             outcome = execute_run(context)
         except Exception as error:  # any failure ends the run as FAILED with its cause, never the worker
-            run_log.error("run failed: %s\n%s", error, traceback.format_exc())
-            message = str(error) if isinstance(error, TunerflowError) else f"{type(error).__name__}: {error}"
+            # The run's log and status are read by clients: the cause in words, the traceback in the tuner's log only.
+            log.error("run %s failed\n%s", name, traceback.format_exc())
+            places = {self.artifacts: "<artifacts>", self.home: "<home>"}
+            message = client_message(error, {**places, **dict.fromkeys(self.catalogue.roots, "<model root>")})
+            run_log.error("run failed: %s", message)
             with self._lock:
                 self._finish(record, RunStatus.FAILED, message)
         else:
@@ -233,7 +264,9 @@ class RunManager:
                 record.metrics = outcome.metrics
                 if outcome.status is RunStatus.FINISHED:
                     record.artifact = str(outcome.artifact)
-                    self._finish(record, RunStatus.FINISHED, "finished")
+                    self.publication.apply(record, outcome.decision, run_log)
+                    served = "served" if record.promoted else record.promotion
+                    self._finish(record, RunStatus.FINISHED, f"finished; {served}")
                 elif outcome.status is RunStatus.CANCELLED:
                     self._finish(record, RunStatus.CANCELLED, "cancelled")
                 else:  # still STARTED: shut down mid-run
@@ -241,14 +274,16 @@ class RunManager:
                     record.save(directory)
             run_log.info("run %s: %s", name, record.details)
         finally:
-            for handler in list(run_log.handlers):
-                handler.close()
-                run_log.removeHandler(handler)
+            close_run_log(run_log)
             with self._wake:
                 self._cancel.discard(name)
                 self._active = None
                 self._wake.notify_all()
         return record
+
+    def _model_source(self, model: str) -> ModelSource:
+        """A run's model from the catalogue; the tuner's own default (config.yml, its ``recipe``) is trusted."""
+        return self.catalogue.resolve(model, trusted=model == self.defaults.get("model"))
 
     def _stop_reason(self, name: str) -> StopReason | None:
         if name in self._cancel:
@@ -260,12 +295,3 @@ class RunManager:
         if self._active is not None and self._active.name == record.run_name and self._active.progress:
             record.progress = dict(self._active.progress.latest)
         record.save(self.runs_dir / record.run_name)
-
-
-def _run_logger(name: str, path: Path) -> logging.Logger:
-    run_log = logging.getLogger(f"tunerflow.run.{name}")
-    run_log.setLevel(logging.INFO)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    run_log.addHandler(handler)
-    return run_log

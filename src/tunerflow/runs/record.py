@@ -41,6 +41,8 @@ class RunRecord:
     progress: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     artifact: str | None = None
+    promoted: bool | None = None  # served by the publication gate or /runs/promote; None until FINISHED
+    promotion: str = ""  # why it was, or was not, served
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -80,3 +80,7 @@ class ArtifactQuery(StrictParameters):
     run_name: str
     offset: conint(ge=0) = 0
     size: conint(ge=1, le=8 * 1024 * 1024) = 4 * 1024 * 1024
+
+
+class PublicationQuery(StrictParameters):
+    """``/runs/rollback``, ``/runs/served``: no parameters (any given is refused)."""

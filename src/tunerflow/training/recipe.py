@@ -18,7 +18,7 @@ from tunerflow.data.sampler import check_m_per_class
 from tunerflow.data.store import check_name
 from tunerflow.errors import ConfigError
 from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key
-from tunerflow.options import Pooling, Precision, Scheduler
+from tunerflow.options import Pooling, Precision, PublishPolicy, Scheduler
 from tunerflow.training.option_spec import Option, declared_options, option
 
 
@@ -94,6 +94,10 @@ class Recipe:
     )
     to_onnx: bool = option("also export the model to ONNX")
     int8: bool = option("also export an int8-quantised ONNX model (implies to_onnx)")
+    publish: PublishPolicy = option(
+        "when the artifact is served: if_better (after not below before on best_metric; "
+        "a run without evaluation waits for /runs/promote), auto (always), manual (only by /runs/promote)"
+    )
     run_name: str | None = option(
         "the run's name; null: one is made up", default=None, per_run=True, check=lambda v: check_name(v, "run")
     )
