@@ -26,6 +26,7 @@ from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
 from tunerflow.training.components import build_loss, build_miner, build_optimizer
+from tunerflow.training.distributed import current_world, launched, wrap_model
 from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.selection import Selection
@@ -45,7 +46,8 @@ class RunContext:
     artifacts: Path
     log: logging.Logger
     stop_reason: Callable[[], StopReason | None]
-    progress: Progress | None = None
+    progress: Progress | None = None  # or anything with ``latest`` (a launched run's RemoteProgress)
+    progress_sink: Callable[[dict], None] | None = None  # hears every progress update (a launched worker's)
 
 
 @dataclass
@@ -63,6 +65,10 @@ def check_recipe(recipe: Recipe, datasets: DatasetStore) -> None:
     The components (loss, miner, optimizer and their options) were checked by ``Recipe.validate``.
     """
     device = resolve_device(recipe.device)
+    if launch_wanted(recipe):
+        from tunerflow.runs.launch import check_launch
+
+        check_launch(recipe)
     if recipe.precision == Precision.FP16 and device.type != "cuda":
         raise ConfigError("precision fp16 needs a CUDA device; on the CPU use fp32 or bf16")
     train_set = datasets.get(recipe.train_data)
@@ -87,8 +93,17 @@ def evaluation_set(recipe: Recipe, datasets: DatasetStore) -> EvaluationSet | No
     )
 
 
+def launch_wanted(recipe: Recipe) -> bool:
+    """True when the recipe trains on several processes and this process is not one of them yet."""
+    return (recipe.devices != 1 or recipe.nodes > 1) and not launched()
+
+
 def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> TrainSetup:
+    """Everything the loop needs; in a launched worker, the model under DDP and this rank's share of batches."""
+    world = current_world()
     device = resolve_device(recipe.device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
     dataset = datasets.get(recipe.train_data)
     labels = dataset.labels()
     sampler = LabelBalancedBatches(labels, recipe.batch_size, recipe.num_items_per_class, recipe.seed)
@@ -96,8 +111,11 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
     loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
     miner = build_miner(recipe.miner, recipe.miner_options)
     parameters = [p for p in model.parameters()] + [p for p in loss_fn.parameters()]
-    optimizer = build_optimizer(recipe.optimizer, recipe.optimizer_options, parameters, recipe.learning_rate)
+    optimizer = build_optimizer(recipe.optimizer, optimizer_options(recipe, device), parameters, recipe.learning_rate)
     scaler = torch.amp.GradScaler("cuda") if recipe.precision == Precision.FP16 else None
+    forward = wrap_model(model, world, device)
+    if world.rank > 0:
+        torch.manual_seed(recipe.seed + world.rank)  # its own dropout; the weights are rank 0's (DDP broadcast them)
     return TrainSetup(
         recipe=recipe,
         model=model,
@@ -110,12 +128,29 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
         labels=labels,
         device=device,
         scaler=scaler,
+        world=world,
+        forward=forward,
     )
+
+
+def optimizer_options(recipe: Recipe, device: torch.device) -> dict:
+    """The recipe's optimizer options, with ``fused=True`` on CUDA where the optimizer has a fused kernel."""
+    import inspect
+
+    options = dict(recipe.optimizer_options)
+    fusable = "fused" in inspect.signature(getattr(torch.optim, recipe.optimizer).__init__).parameters
+    if device.type == "cuda" and fusable and "fused" not in options and "foreach" not in options:
+        options["fused"] = True  # one kernel for the whole update instead of one per parameter
+    return options
 
 
 def execute_run(run: RunContext) -> RunOutcome:
     """Train ``run.recipe`` (resuming from its checkpoint if there is one) and publish the artifact."""
     recipe, log = run.recipe, run.log
+    if launch_wanted(recipe):  # several processes: torchrun starts them, each runs this function
+        from tunerflow.runs.launch import run_launched
+
+        return run_launched(run)
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
     loaded = load_model(recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
@@ -124,7 +159,7 @@ def execute_run(run: RunContext) -> RunOutcome:
     state = resume_state(checkpoint_dir, setup, log)
     eval_set = evaluation_set(recipe, run.datasets)
     spec = loaded.spec
-    run.progress = Progress(log)
+    run.progress = Progress(log, sink=run.progress_sink)
     selection = None
     if eval_set is not None:
         dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
@@ -147,6 +182,8 @@ def execute_run(run: RunContext) -> RunOutcome:
         selection.restore_best(setup.model, state)
     metrics = summarize(state, recipe)
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
+    if not setup.world.is_main:
+        return RunOutcome(RunStatus.FINISHED, metrics)  # rank 0 publishes
     artifact = publish(run, LoadedModel(setup.model.cpu().eval(), loaded.tokenizer, spec, loaded.path), state, metrics)
     return RunOutcome(RunStatus.FINISHED, metrics, artifact)
 
