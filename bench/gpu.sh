@@ -2,7 +2,7 @@
 # The GPU check, prepared here and run on a lent GPU machine (the `device` tool), under 8 minutes.
 #
 #   bench/gpu.sh prepare      # here: wheels and the tokenizer into .gpu/ (ignored by git)
-#   bench/gpu.sh run          # there: python3 with CUDA PyTorch; writes $OUT/gpu.json (or ./gpu.json)
+#   bench/gpu.sh run          # there: python3 with CUDA PyTorch; writes $OUT/gpu.json and scaling.json
 #
 # With the device tool: run(command="bash bench/gpu.sh run", carry=[".gpu"], timeout_s=480).
 # That machine has torch, transformers, safetensors, tokenizers, numpy and pyyaml; it lacks
@@ -21,7 +21,10 @@ case "${1:-}" in
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/wheels/*.whl
     export PYTHONPATH="/tmp/site:$PWD/src" TUNERFLOW_CONFIG="$PWD/config.yml" HF_HUB_OFFLINE=1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-    timeout 450 python3 bench/gpu.py --tokenizer .gpu/tokenizer | tee "${OUT:-.}/gpu.json"
+    timeout 270 python3 bench/gpu.py --tokenizer .gpu/tokenizer | tee "${OUT:-.}/gpu.json"
+    # 1 process in the tuner vs every visible GPU through torchrun (auto; on a 1-GPU machine: the launched path)
+    timeout 180 python3 bench/scaling.py --tokenizer .gpu/tokenizer --device cuda --devices 1 auto --steps 60 \
+      | tee "${OUT:-.}/scaling.json" || echo '{"scaling": "failed or timed out"}' >"${OUT:-.}/scaling.json"
     ;;
   *)
     echo "usage: bench/gpu.sh prepare|run" >&2

@@ -256,3 +256,31 @@ def test_hadolint_fails_on_a_careless_dockerfile(tmp_path):
     result = hadolint(careless)
     assert result.returncode == 1
     assert {"DL3006", "DL3013", "DL3042"} <= set(re.findall(r"DL\d{4}", result.stdout)), result.stdout
+
+
+# --- the multi-GPU variant ---------------------------------------------------------------------
+
+
+def test_multi_gpu_variant_renders_validates_and_trains_on_every_gpu(tmp_path):
+    out = tmp_path / "multi-gpu.yaml"
+    rendered = subprocess.run(
+        [tool("kubectl"), "kustomize", str(ROOT / "deploy/variants/multi-gpu")], capture_output=True, text=True
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    out.write_text(rendered.stdout)
+    for version in KUBERNETES_VERSIONS:
+        result = validate(out, version)
+        assert result.returncode == 0, result.stdout + result.stderr
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered.stdout) if d}
+    spec = pod(docs, "tuner")
+    (executor,) = spec["containers"]
+    gpus = executor["resources"]["limits"]["nvidia.com/gpu"]
+    assert int(gpus) > 1 and option(executor["args"], "--gpus") == gpus
+    recipe = json.loads(option(executor["args"], "--uses-with"))["recipe"]
+    assert recipe["devices"] == int(gpus) and recipe["device"] == "cuda"  # one training process per GPU
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    shm = next(m for m in executor["volumeMounts"] if m["mountPath"] == "/dev/shm")
+    assert volumes[shm["name"]]["emptyDir"]["medium"] == "Memory"  # NCCL's shared memory, not the 64 MiB default
+    assert volumes["artifacts"]["persistentVolumeClaim"]["claimName"] == "artifacts"  # the base's volume is kept
+    for key in ("cpu", "memory"):
+        assert 0 < quantity(executor["resources"]["requests"][key]) <= quantity(executor["resources"]["limits"][key])

@@ -32,6 +32,7 @@ from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
 from tunerflow.training.components import build_loss, build_miner, build_optimizer
+from tunerflow.training.distributed import current_world, launched, wrap_model
 from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.selection import Selection
@@ -61,7 +62,12 @@ class RunContext:
     log: logging.Logger
     stop_reason: Callable[[], StopReason | None]
     model: ModelSource | None = None  # the recipe's model as the server's catalogue resolved it
-    progress: Progress | None = None
+    progress: Progress | None = None  # or anything with ``latest`` (a launched run's RemoteProgress)
+    progress_sink: Callable[[dict], None] | None = None  # hears every progress update (a launched worker's)
+    # Checked inside work that only this process does (evaluation slices); never a collective call.
+    # None: ``stop_reason`` itself. Several processes: evaluation is not interrupted (rank 0 alone evaluates
+    # while the others wait, so a stop heard by rank 0 alone would leave them waiting).
+    local_stop_reason: Callable[[], StopReason | None] | None = None
 
 
 @dataclass
@@ -80,6 +86,10 @@ def check_recipe(recipe: Recipe, datasets: DatasetStore) -> None:
     The components (loss, miner, optimizer and their options) were checked by ``Recipe.validate``.
     """
     device = resolve_device(recipe.device)
+    if launch_wanted(recipe):
+        from tunerflow.runs.launch import check_launch
+
+        check_launch(recipe)
     if recipe.precision == Precision.FP16 and device.type != "cuda":
         raise ConfigError("precision fp16 needs a CUDA device; on the CPU use fp32 or bf16")
     train_set = datasets.get(recipe.train_data)
@@ -104,8 +114,17 @@ def evaluation_set(recipe: Recipe, datasets: DatasetStore) -> EvaluationSet | No
     )
 
 
+def launch_wanted(recipe: Recipe) -> bool:
+    """True when the recipe trains on several processes and this process is not one of them yet."""
+    return (recipe.devices != 1 or recipe.nodes > 1) and not launched()
+
+
 def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> TrainSetup:
+    """Everything the loop needs; in a launched worker, the model under DDP and this rank's share of batches."""
+    world = current_world()
     device = resolve_device(recipe.device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
     dataset = datasets.get(recipe.train_data)
     labels = dataset.labels()
     sampler = LabelBalancedBatches(labels, recipe.batch_size, recipe.num_items_per_class, recipe.seed)
@@ -113,8 +132,11 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
     loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
     miner = build_miner(recipe.miner, recipe.miner_options)
     parameters = [p for p in model.parameters()] + [p for p in loss_fn.parameters()]
-    optimizer = build_optimizer(recipe.optimizer, recipe.optimizer_options, parameters, recipe.learning_rate)
+    optimizer = build_optimizer(recipe.optimizer, optimizer_options(recipe, device), parameters, recipe.learning_rate)
     scaler = torch.amp.GradScaler("cuda") if recipe.precision == Precision.FP16 else None
+    forward = wrap_model(model, world, device)
+    if world.rank > 0:
+        torch.manual_seed(recipe.seed + world.rank)  # its own dropout; the weights are rank 0's (DDP broadcast them)
     return TrainSetup(
         recipe=recipe,
         model=model,
@@ -127,7 +149,20 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
         labels=labels,
         device=device,
         scaler=scaler,
+        world=world,
+        forward=forward,
     )
+
+
+def optimizer_options(recipe: Recipe, device: torch.device) -> dict:
+    """The recipe's optimizer options, with ``fused=True`` on CUDA where the optimizer has a fused kernel."""
+    import inspect
+
+    options = dict(recipe.optimizer_options)
+    fusable = "fused" in inspect.signature(getattr(torch.optim, recipe.optimizer).__init__).parameters
+    if device.type == "cuda" and fusable and "fused" not in options and "foreach" not in options:
+        options["fused"] = True  # one kernel for the whole update instead of one per parameter
+    return options
 
 
 def execute_run(run: RunContext) -> RunOutcome:
@@ -140,9 +175,12 @@ def execute_run(run: RunContext) -> RunOutcome:
         return RunOutcome(status, {})
 
 
-def check_stop(run: RunContext) -> None:
-    """Raise :class:`Interrupted` if the run was cancelled or the process is shutting down."""
-    reason = run.stop_reason()
+def check_stop(run: RunContext, local: bool = False) -> None:
+    """Raise :class:`Interrupted` if the run was cancelled or the process is shutting down.
+
+    ``local``: called by this process alone (not by every rank at once), so ``run.local_stop_reason`` is asked.
+    """
+    reason = (run.local_stop_reason if local and run.local_stop_reason else run.stop_reason)()
     if reason is not None:
         raise Interrupted(reason)
 
@@ -154,7 +192,7 @@ def stoppable(embed: Callable[[list[str]], object], run: RunContext) -> Callable
     def embed_in_slices(texts: list[str]):
         parts = []
         for start in range(0, max(len(texts), 1), STOP_CHECK_TEXTS):
-            check_stop(run)
+            check_stop(run, local=True)
             parts.append(embed(texts[start : start + STOP_CHECK_TEXTS]))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
@@ -163,6 +201,10 @@ def stoppable(embed: Callable[[list[str]], object], run: RunContext) -> Callable
 
 def _execute(run: RunContext) -> RunOutcome:
     recipe, log = run.recipe, run.log
+    if launch_wanted(recipe):  # several processes: torchrun starts them, each runs this function
+        from tunerflow.runs.launch import run_launched
+
+        return run_launched(run)
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
     loaded = load_model(run.model or recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
@@ -171,7 +213,7 @@ def _execute(run: RunContext) -> RunOutcome:
     state = resume_state(checkpoint_dir, setup, log, lambda: check_stop(run))
     eval_set = evaluation_set(recipe, run.datasets)
     spec = loaded.spec
-    run.progress = Progress(log)
+    run.progress = Progress(log, sink=run.progress_sink)
     selection = None
     if eval_set is not None:
         dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
@@ -194,6 +236,8 @@ def _execute(run: RunContext) -> RunOutcome:
         selection.restore_best(setup.model, state)
     metrics = summarize(state, recipe)
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
+    if not setup.world.is_main:
+        return RunOutcome(RunStatus.FINISHED, metrics)  # rank 0 saves the artifact
     tuned = LoadedModel(setup.model.cpu().eval(), loaded.tokenizer, spec, loaded.path)
     artifact = save_run_artifact(run, tuned, state, metrics)
     decision = decide(recipe.publish, metrics)

@@ -55,12 +55,17 @@ class Progress(Callback):
         log: where the lines go.
         every_seconds: the least time between two lines.
         clock: the time source (seconds).
+        sink: also hears every update of :attr:`latest` (a launched worker writes them for the tuner).
     """
 
     def __init__(
-        self, log: logging.Logger, every_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
+        self,
+        log: logging.Logger,
+        every_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sink: Callable[[dict], None] | None = None,
     ) -> None:
-        self.log, self.every_seconds, self.clock = log, every_seconds, clock
+        self.log, self.every_seconds, self.clock, self.sink = log, every_seconds, clock, sink
         self.latest: dict = {}
         self._mark = self._last = 0.0
         self._train_seconds = 0.0
@@ -113,6 +118,8 @@ class Progress(Callback):
             rate,
             format_duration(eta),
         )
+        if self.sink is not None:
+            self.sink(self.latest)
 
 
 class Cancel(Callback):

@@ -5,6 +5,10 @@ parameters), ``optimizer.safetensors`` plus the optimizer's non-tensor state
 and the loop state in ``state.json`` (sampler position, scheduler step, RNG
 states, metrics so far). It is written to a temporary directory and renamed,
 so a crash leaves either the previous checkpoint or the new one.
+
+With several ranks, every rank takes part (its RNG states are gathered: its
+dropout goes on where it stopped) and rank 0 writes. The checkpoint records the
+number of ranks; it resumes with that number only.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from tunerflow.errors import ArtifactError
+from tunerflow.errors import ArtifactError, ConfigError
 from tunerflow.training.state import TrainSetup, TrainState
 
 
@@ -40,18 +44,39 @@ def _split_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.
     return tensors, {"state": plain, "param_groups": state_dict["param_groups"]}
 
 
+def _rng_states() -> dict[str, torch.Tensor]:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return rng
+
+
+def _rank_prefix(rank: int) -> str:
+    return "" if rank == 0 else f"rank{rank}."  # rank 0's keys are a one-process checkpoint's
+
+
+def _rank_rng(rng: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
+    if rank == 0:
+        return {key: value for key, value in rng.items() if not key.startswith("rank")}
+    prefix = _rank_prefix(rank)
+    return {key[len(prefix) :]: value for key, value in rng.items() if key.startswith(prefix)}
+
+
 def save_checkpoint(directory: Path, setup: TrainSetup, state: TrainState) -> None:
+    """Write the checkpoint (rank 0); with several ranks, every rank must call this."""
+    gathered = setup.world.gather_to_main(_rng_states())
+    if not setup.world.is_main:
+        return
     partial = directory.with_name(f".{directory.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     save_file(_model_tensors(setup), str(partial / "model.safetensors"))
     optimizer_tensors, optimizer_plain = _split_optimizer(setup.optimizer)
     save_file(optimizer_tensors, str(partial / "optimizer.safetensors"))
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    rng = {_rank_prefix(rank) + key: value for rank, states in enumerate(gathered) for key, value in states.items()}
     save_file(rng, str(partial / "rng.safetensors"))
     extra = {
+        "world_size": setup.world.size,
         "optimizer": optimizer_plain,
         "state": state.to_dict(),
         "python_random": _jsonable(random.getstate()),
@@ -75,6 +100,13 @@ def load_checkpoint(directory: Path, setup: TrainSetup) -> TrainState:
         rng = load_file(str(directory / "rng.safetensors"))
     except (OSError, ValueError) as error:
         raise ArtifactError(f"checkpoint {directory} cannot be read: {error}", str(directory)) from error
+    saved_world = extra.get("world_size", 1)
+    if saved_world != setup.world.size:
+        raise ConfigError(
+            f"the checkpoint in {directory} was written by {saved_world} training process(es) and this run has "
+            f"{setup.world.size}: resume with devices x nodes = {saved_world} (the batches are split by rank)"
+        )
+    rng = _rank_rng(rng, setup.world.rank)
     setup.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     setup.loss_fn.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("loss.")})
     plain = extra["optimizer"]

@@ -16,9 +16,15 @@ def train(
 
     A resumed ``state`` goes on at its epoch and batch. ``selection`` (evaluation,
     best epoch, early stopping) decides after each epoch, before any callback hears of it.
+    With several ranks (``setup.world``) each embeds its share of every global batch, the
+    loss sees the gathered batch, and only rank 0 evaluates (see :mod:`.distributed`).
     """
-    recipe, model, optimizer = setup.recipe, setup.model, setup.optimizer
+    recipe, model, optimizer, world = setup.recipe, setup.model, setup.optimizer, setup.world
+    forward = setup.forward or model
+    loss_parameters = list(setup.loss_fn.parameters())
     autocast_dtype = setup.autocast_dtype
+    if not world.is_main:
+        selection = None  # rank 0 evaluates and decides; the others hear its decisions
     fire(callbacks, "on_train_begin", setup, state)
     if selection is not None:
         selection.before(state)
@@ -27,22 +33,20 @@ def train(
         fire(callbacks, "on_epoch_begin", setup, state)
         model.train()
         losses = []  # kept on the device: calling .item() every step would sync with the GPU
-        for index in range(state.batch_in_epoch, len(batches)):
-            positions = batches[index]
-            records = setup.dataset.read(positions)
-            chunks = setup.length_chunks([record.text for record in records])
-            labels = torch.from_numpy(setup.labels[positions].astype("int64")).to(setup.device)
+        for inputs in setup.step_inputs(batches, state.batch_in_epoch):  # this rank's share, tokenised once
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(
                     state.step, state.total_steps, recipe.warmup_ratio, recipe.scheduler, recipe.learning_rate
                 )
-            embeddings = torch.empty((len(positions), model.dimension), device=setup.device)
-            for rows, input_ids, attention_mask in chunks:  # similar lengths: little padding
+            local = torch.empty((inputs.share, model.dimension), device=setup.device)
+            for rows, input_ids, attention_mask in inputs.chunks:  # similar lengths: little padding
                 with torch.autocast(
                     setup.device.type, dtype=autocast_dtype or torch.float32, enabled=bool(autocast_dtype)
                 ):
-                    chunk_embeddings = model(input_ids, attention_mask)
-                embeddings = embeddings.index_copy(0, rows, chunk_embeddings.float())  # the loss works in fp32
+                    chunk_embeddings = forward(input_ids, attention_mask)
+                local = local.index_copy(0, rows, chunk_embeddings.float())  # the loss works in fp32
+            embeddings = world.gather(local, inputs.size)  # the global batch, with gradients (one rank: as is)
+            labels = inputs.labels
             mined = setup.miner(embeddings, labels) if setup.miner is not None else None
             loss = setup.loss_fn(embeddings, labels, mined)
             optimizer.zero_grad(set_to_none=True)
@@ -51,6 +55,7 @@ def train(
                 setup.scaler.unscale_(optimizer)
             else:
                 loss.backward()
+            world.average_gradients(loss_parameters)  # DDP averaged the model's during the backward pass
             if recipe.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(
                     [p for group in optimizer.param_groups for p in group["params"]], recipe.max_grad_norm
@@ -61,8 +66,8 @@ def train(
             else:
                 optimizer.step()
             state.step += 1
-            state.batch_in_epoch = index + 1
-            state.texts_trained += len(positions)
+            state.batch_in_epoch = inputs.index + 1
+            state.texts_trained += inputs.size
             losses.append(loss.detach())
             fire(callbacks, "on_step_end", setup, state, loss.detach())
             if state.stop_reason is not None:
@@ -78,6 +83,7 @@ def train(
         state.batch_in_epoch = 0
         if selection is not None:
             selection.after_epoch(setup, state)
+        state.stop_reason = world.from_main(state.stop_reason)  # an early stop, decided by rank 0
         fire(callbacks, "on_epoch_end", setup, state)
     fire(callbacks, "on_train_end", setup, state)
     return state

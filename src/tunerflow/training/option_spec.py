@@ -44,6 +44,7 @@ class Option:
         above: the minimum itself is refused (``> minimum``).
         below: the maximum itself is refused (``< maximum``).
         check: a further check of the parsed value; returns the value to keep (it may normalise it).
+        named: words that stand for a value of the kind, e.g. ``{"auto": 0}``; replaced before parsing.
     """
 
     name: str
@@ -58,6 +59,7 @@ class Option:
     above: bool = False
     below: bool = False
     check: Callable[[Any], Any] | None = None
+    named: dict[str, Any] | None = None
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -73,6 +75,8 @@ class Option:
             parts.append(f"{'<' if self.below else '<='} {_number_text(self.maximum)}")
         if self.choices:
             parts.append(f"one of: {', '.join(self.choices)}")
+        if self.named:
+            parts.append(", ".join(f"{word} ({_number_text(value)})" for word, value in self.named.items()))
         if self.nullable:
             parts.append("or null")
         return ", ".join(parts)
@@ -92,6 +96,8 @@ class Option:
             if self.nullable:
                 return None
             raise ConfigError(f"{self.name} cannot be null")
+        if self.named and isinstance(value, str) and value in self.named:
+            value = self.named[value]
         parsed = _PARSERS.get(self.kind, _parse_enum)(self, value)
         self._check_bounds(parsed)
         if self.dataset:

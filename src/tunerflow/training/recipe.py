@@ -35,6 +35,15 @@ def _device(value: str) -> str:
     return value
 
 
+def _endpoint(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+        raise ConfigError(f"rdzv_endpoint {value!r} is not host:port (e.g. tuner-0.tuner:29400)")
+    return value
+
+
+AUTO_DEVICES = 0  # devices: auto, every visible GPU
+
+
 @dataclass(kw_only=True)
 class Recipe:
     """What a run trains, on what, and how. See ``config.yml`` for why each default is what it is."""
@@ -80,6 +89,18 @@ class Recipe:
     )
     device: str = option("where to train: cpu, cuda or cuda:N", check=_device)
     precision: Precision = option("training precision; fp16 needs CUDA")
+    devices: int = option(
+        "training processes on this machine, data-parallel: one per GPU with device cuda, gloo processes with "
+        "device cpu; auto: every visible GPU",
+        minimum=0,
+        maximum=1024,
+        named={"auto": AUTO_DEVICES},
+    )
+    nodes: int = option("machines training together (each runs devices processes)", minimum=1, maximum=1024)
+    node_rank: int = option("this machine's place among the nodes, 0 for the tuner's", minimum=0, maximum=1023)
+    rdzv_endpoint: str | None = option(
+        "host:port of the c10d rendezvous the nodes meet at; null with one node (a local one)", check=_endpoint
+    )
     eval_query_data: str | None = option("stored dataset of evaluation queries; null: no evaluation", dataset=True)
     eval_index_data: str | None = option(
         "stored dataset searched by the queries; null: the queries themselves", dataset=True
@@ -149,12 +170,23 @@ class Recipe:
                 "early_stopping_patience stops by evaluation: give eval_query_data (and eval_index_data), "
                 "or set early_stopping_patience: null"
             )
+        self._check_world()
         from tunerflow.training.components import check_components  # torch and pytorch-metric-learning
 
         check_components(
             self.loss, self.loss_options, self.miner, self.miner_options, self.optimizer, self.optimizer_options
         )
         self.to_onnx = self.to_onnx or self.int8
+
+    def _check_world(self) -> None:
+        if self.node_rank >= self.nodes:
+            raise ConfigError(f"node_rank must be below nodes ({self.nodes}), got {self.node_rank}")
+        if self.nodes > 1 and not self.rdzv_endpoint:
+            raise ConfigError("nodes > 1 needs rdzv_endpoint (host:port of the rendezvous every node can reach)")
+        if self.devices == AUTO_DEVICES and self.device == "cpu":
+            raise ConfigError("devices auto counts GPUs: with device cpu give a number of processes")
+        if self.devices != 1 and self.device.startswith("cuda:"):
+            raise ConfigError(f"device {self.device} names one GPU; with devices {self.devices} use device cuda")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (enums as their names' strings), as stored in the run record."""

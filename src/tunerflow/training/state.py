@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -15,7 +17,21 @@ from tunerflow.data.store import Dataset
 from tunerflow.inference.batching import length_sorted_batches, tokenize
 from tunerflow.modeling.embedding_model import EmbeddingModel
 from tunerflow.options import Precision
+from tunerflow.training.distributed import World
 from tunerflow.training.recipe import Recipe
+
+Chunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # rows in the share, input ids, attention mask
+
+
+@dataclass
+class StepInputs:
+    """One step's inputs on this rank: its share of the global batch, tokenised, on the device."""
+
+    index: int  # the batch's index in the epoch
+    size: int  # texts in the global batch
+    labels: torch.Tensor  # labels of the global batch (the loss sees all of it)
+    share: int  # texts this rank embeds
+    chunks: list[Chunk]
 
 
 @dataclass
@@ -33,14 +49,54 @@ class TrainSetup:
     labels: np.ndarray
     device: torch.device
     scaler: torch.amp.GradScaler | None = None
+    world: World = field(default_factory=World)
+    forward: torch.nn.Module | None = None  # the model as trained (under DDP with several ranks); None: model
     _batches: dict[int, list[np.ndarray]] = field(default_factory=dict, init=False, repr=False)
+    _token_ids: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(self.recipe.precision)
 
-    def length_chunks(self, texts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Tokenise ``texts`` into ``(rows, input_ids, attention_mask)`` chunks of similar lengths.
+    def token_ids(self, positions: np.ndarray) -> list[np.ndarray]:
+        """Token ids of the records at ``positions``, tokenised once per run (later epochs reuse them)."""
+        missing = [int(p) for p in positions if int(p) not in self._token_ids]
+        if missing:
+            texts = [record.text for record in self.dataset.read(missing)]
+            for position, ids in zip(missing, tokenize(self.tokenizer, texts, self.recipe.max_length), strict=True):
+                self._token_ids[position] = np.asarray(ids, dtype=np.int32)  # 4 bytes a token, not a Python int
+        return [self._token_ids[int(p)] for p in positions]
+
+    def step_inputs(self, batches: list[np.ndarray], start: int) -> Iterator[StepInputs]:
+        """The inputs of ``batches[start:]``; on CUDA the next one is prepared in a thread while the GPU works."""
+        if self.device.type != "cuda":
+            yield from (self._prepare(index, batches[index]) for index in range(start, len(batches)))
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="tunerflow-feed") as feeder:
+            upcoming = feeder.submit(self._prepare, start, batches[start]) if start < len(batches) else None
+            for index in range(start, len(batches)):
+                current = upcoming.result()
+                if index + 1 < len(batches):
+                    upcoming = feeder.submit(self._prepare, index + 1, batches[index + 1])
+                yield current
+
+    def _prepare(self, index: int, positions: np.ndarray) -> StepInputs:
+        share = self.world.share(positions)
+        labels = self._to_device(self.labels[positions].astype("int64"))
+        return StepInputs(index, len(positions), labels, len(share), self.chunks(self.token_ids(share)))
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()  # page-locked: the copy runs asynchronously
+        return tensor.to(self.device, non_blocking=True)
+
+    def length_chunks(self, texts: list[str]) -> list[Chunk]:
+        """Tokenise ``texts`` into chunks of similar lengths (see :meth:`chunks`)."""
+        return self.chunks(tokenize(self.tokenizer, texts, self.recipe.max_length))
+
+    def chunks(self, ids: list[np.ndarray]) -> list[Chunk]:
+        """Token ids into ``(rows, input_ids, attention_mask)`` chunks of similar lengths.
 
         A label-balanced batch mixes short and long texts; padding all of them to
         the longest wastes compute on padding tokens. Sorted by length and cut into
@@ -48,17 +104,21 @@ class TrainSetup:
         own longest text; ``rows`` says where each chunk's texts sit in the batch.
         The loss still sees the whole batch at once.
         """
-        ids = tokenize(self.tokenizer, texts, self.recipe.max_length)
         pad_id = int(self.tokenizer.pad_token_id or 0)
         return [
-            tuple(torch.from_numpy(array).to(self.device, non_blocking=True) for array in chunk)
+            tuple(self._to_device(array) for array in chunk)
             for chunk in length_sorted_batches(ids, self.recipe.forward_chunk or len(ids), pad_id)
         ]
 
     def batches(self, epoch: int) -> list[np.ndarray]:
-        """The batches (record positions) of ``epoch``, built once: the step count and the loop share them."""
+        """The batches (record positions) of ``epoch``, built once: the step count and the loop share them.
+
+        With several ranks, a batch of fewer texts than ranks (possible at an epoch's end) is left out:
+        every rank must embed at least one text of every step.
+        """
         if epoch not in self._batches:
-            self._batches[epoch] = self.sampler.epoch(epoch)
+            batches = self.sampler.epoch(epoch)
+            self._batches[epoch] = [b for b in batches if len(b) >= self.world.size]
         return self._batches[epoch]
 
 
