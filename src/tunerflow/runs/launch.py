@@ -160,17 +160,20 @@ def _copy_output(stream: IO[str], log: logging.Logger) -> None:
 
 
 def worker_error(log_dir: Path) -> str | None:
-    """The first failure among the workers' error files, as ``rank N: Type: message``; None without one."""
+    """The first failure among the workers' error files, as ``training process N failed: Type: message``.
+
+    The first file written is the cause: a worker's error file is written before it exits, and the
+    others fail only once it is gone (a closed connection). None without an error file.
+    """
     failures = []
     for path in log_dir.glob("**/error.json"):
         try:
-            data = json.loads(path.read_text())
+            written, data = path.stat().st_mtime_ns, json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         message = data.get("message", data)
         text = message.get("message", "") if isinstance(message, dict) else str(message)
-        stamp = message.get("extraInfo", {}).get("timestamp", "0") if isinstance(message, dict) else "0"
-        failures.append((int(stamp or 0), path.parent.name, text))
+        failures.append((written, path.parent.name, text))
     if not failures:
         return None
     _, rank, text = min(failures)
