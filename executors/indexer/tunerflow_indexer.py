@@ -17,6 +17,7 @@ from tunerflow.search.ann import AnnOptions
 from tunerflow.search.convert import ids_of_docs, merge_matches, query_groups, records_from_docs, set_matches
 from tunerflow.search.documents import SearchDoc
 from tunerflow.search.parameters import DEFAULT_LIMIT, SearchParameters, WriteParameters
+from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.served_model import ServedModel
 
 
@@ -137,6 +138,14 @@ class IndexerExecutor(Executor):
         for doc in docs:
             doc.searched = count
         return docs
+
+    def passthrough(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
+        """Leave documents untouched; flows/train.yml maps the default endpoint here.
+
+        Typed as the encoder's documents: jina requires the previous executor's ``/default`` output
+        schema to equal this ``/default`` input schema (tuner and encoder answers pass through).
+        """
+        return None
 
     @requests(on="/index/status")
     async def status(self, docs: DocList[SearchDoc], **kwargs) -> DocList[SearchDoc]:
