@@ -222,6 +222,10 @@ class SearchMerger(Executor):
         limit = checked_limit(asked.limit, total)
         return DocList[SearchDoc](merge_matches(answers, limit, total))
 
+    def passthrough(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
+        """As the shards' (``uses_requests: {/default: passthrough}`` applies to the merger too)."""
+        return None
+
     @requests(on=["/index", "/update", "/delete", "/clear", "/index/status"])
     def merge_reports(self, docs: DocList[SearchDoc], docs_matrix=None, **kwargs) -> DocList[SearchDoc]:
         reports = sorted((doc.tags for shard_docs in docs_matrix or [] for doc in shard_docs), key=lambda r: r["shard"])
