@@ -122,9 +122,16 @@ def test_everything_in_one_namespace(objects):
     }
     gateway_args = container(objects, "gateway")["args"]
     addresses = json.loads(option(gateway_args, "--deployments-addresses"))
-    assert addresses == {name: [f"grpc://{name}.{NAMESPACE}.svc:{EXECUTOR_PORT}"] for name in ("tuner", "encoder")}
+    expected = {name: [f"grpc://{name}.{NAMESPACE}.svc:{EXECUTOR_PORT}"] for name in ("tuner", "encoder")}
+    expected["indexer"] = [f"grpc://indexer-head.{NAMESPACE}.svc:{EXECUTOR_PORT}"]  # the head fans out to shards
+    assert addresses == expected
     graph = json.loads(option(gateway_args, "--graph-description"))
-    assert graph == {"start-gateway": ["tuner"], "tuner": ["encoder"], "encoder": ["end-gateway"]}
+    assert graph == {
+        "start-gateway": ["tuner"],
+        "tuner": ["encoder"],
+        "encoder": ["indexer"],
+        "indexer": ["end-gateway"],
+    }
 
 
 # --- the shared artifact volume ---------------------------------------------------------------
@@ -135,7 +142,8 @@ def test_one_read_write_many_claim(objects):
     assert len(claims) == 1
     assert claims[0]["spec"]["accessModes"] == ["ReadWriteMany"]
     assert claims[0]["metadata"]["name"] == "artifacts"
-    assert not any(kind == "StatefulSet" for kind, _ in objects)  # jina's `volumes:` would give private ones
+    # jina's `volumes:` gives private claims: only the searcher shards have them (test_kubernetes_search.py)
+    assert {name for kind, name in objects if kind == "StatefulSet"} == {"indexer-head", "indexer-0", "indexer-1"}
 
 
 @pytest.mark.parametrize(("name", "read_only"), [("tuner", False), ("encoder", True)])

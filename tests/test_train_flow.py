@@ -49,11 +49,13 @@ def test_train_flow_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
 
     monkeypatch.setenv("TUNERFLOW_HOME", str(tmp_path / "home"))
     flow, grpc_port, http_port = flow_from_yaml(
-        "train.yml", tmp_path, {"encoder": {"model": str(tiny_model_dir), "poll_interval": 0.5}}
+        "train.yml",
+        tmp_path,
+        {"encoder": {"model": str(tiny_model_dir), "poll_interval": 0.5}, "indexer": {"model": str(tiny_model_dir)}},
     )
     with flow:
         client = Client(host=f"grpc://127.0.0.1:{grpc_port}")
-        # Data in, over gRPC without target_executor: the encoder passes tuner traffic through.
+        # Data in, over gRPC without target_executor: encoder and indexer pass tuner traffic through.
         answer = client.post(
             "/datasets/append",
             inputs=_docs(toy_records(240, 1, "t")),

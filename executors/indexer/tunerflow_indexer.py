@@ -17,6 +17,7 @@ from tunerflow.search.ann import AnnOptions
 from tunerflow.search.convert import ids_of_docs, merge_matches, query_groups, records_from_docs, set_matches
 from tunerflow.search.documents import SearchDoc
 from tunerflow.search.parameters import DEFAULT_LIMIT, SearchParameters, WriteParameters
+from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.served_model import ServedModel
 
 
@@ -138,6 +139,14 @@ class IndexerExecutor(Executor):
             doc.searched = count
         return docs
 
+    def passthrough(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
+        """Leave documents untouched; flows/train.yml maps the default endpoint here.
+
+        Typed as the encoder's documents: jina requires the previous executor's ``/default`` output
+        schema to equal this ``/default`` input schema (tuner and encoder answers pass through).
+        """
+        return None
+
     @requests(on="/index/status")
     async def status(self, docs: DocList[SearchDoc], **kwargs) -> DocList[SearchDoc]:
         """Count, dimension, the model of the vectors, backend (ANN recall), rebuild progress, served model."""
@@ -212,6 +221,10 @@ class SearchMerger(Executor):
         total = sum(shard_docs[0].searched for shard_docs in answers if len(shard_docs))
         limit = checked_limit(asked.limit, total)
         return DocList[SearchDoc](merge_matches(answers, limit, total))
+
+    def passthrough(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
+        """As the shards' (``uses_requests: {/default: passthrough}`` applies to the merger too)."""
+        return None
 
     @requests(on=["/index", "/update", "/delete", "/clear", "/index/status"])
     def merge_reports(self, docs: DocList[SearchDoc], docs_matrix=None, **kwargs) -> DocList[SearchDoc]:

@@ -6,6 +6,8 @@ it only when called.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -25,9 +27,12 @@ _LAZY = {
     "served": "tunerflow.client",
     "Run": "tunerflow.client",
     "EvaluationCallback": "tunerflow.client",
+    "index": "tunerflow.client.search",
+    "search_status": "tunerflow.client.search",
+    "SearchMatch": "tunerflow.client.search",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY, "search"]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,3 +42,25 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tunerflow' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """``tunerflow.search`` is the client's ``search`` function, as the reference tool's API names it.
+
+    The core subpackage ``tunerflow/search/`` has the same name: importing it would make the import
+    system set ``tunerflow.search`` to the subpackage. This property keeps the name the function;
+    ``from tunerflow.search import Searcher`` still imports the subpackage (through ``sys.modules``).
+    """
+
+    @property
+    def search(self):
+        from tunerflow.client.search import search
+
+        return search
+
+    @search.setter
+    def search(self, subpackage: types.ModuleType) -> None:
+        """The import system's ``setattr(tunerflow, 'search', subpackage)``: the subpackage stays in sys.modules."""
+
+
+sys.modules[__name__].__class__ = _Package

@@ -3,7 +3,8 @@
 Starts flows/train.yml on 127.0.0.1, streams a Quora subset through the
 client, fine-tunes, prints the nine metrics before and after side by side,
 exports ONNX, lets the encoder pick up the tuned model and shows the top
-matches for a few dev questions before and after.
+matches for a few dev questions before and after, from the served search: the
+Flow's indexer stores dev texts and re-embeds them with the tuned model.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ QUORA = PROJECT_DIR / "data" / "quora"
 DEFAULT_TRAIN_DOCS = 6400
 SEARCH_QUERIES = 1000  # the before/after search shows questions over the index of this many queries
 SHOWN_QUESTIONS = 3
+SHOWN_MATCHES = 3
 
 
 def _read(name: str) -> list[dict]:
@@ -63,12 +65,33 @@ def _docs(rows: list[dict], prefix: str):
     )
 
 
-def _top_matches(query_vectors: np.ndarray, index_vectors: np.ndarray, k: int = 3) -> np.ndarray:
-    def unit(m):
-        return m / np.linalg.norm(m, axis=1, keepdims=True)
+def _index_for_search(rows: list[dict], host: str) -> dict:
+    """Store the search texts in the served indexer (ids ``search-<position>``)."""
+    from tunerflow.client.search import index
+    from tunerflow.search.documents import SearchDoc
 
-    scores = unit(query_vectors) @ unit(index_vectors).T
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    docs = [SearchDoc(id=f"search-{i}", text=row["text"], label=str(row["label"])) for i, row in enumerate(rows)]
+    return index(docs, host=host, progress=False)
+
+
+def _served_top_matches(texts: list[str], host: str) -> list[list[int]]:
+    """The served search's best matches of each text, as positions in the indexed rows."""
+    from tunerflow.client.search import search
+
+    answers = search(texts, limit=SHOWN_MATCHES, host=host)
+    return [[int(match.id.rsplit("-", 1)[1]) for match in matches] for matches in answers]
+
+
+def _wait_for_rebuilt_index(host: str, artifact_name: str, timeout: float = 900) -> dict:
+    """Wait until the indexer has re-embedded its texts with the published artifact and swapped to it."""
+    from tunerflow.client.search import rebuilt_with, search_status
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = search_status(host)
+        if rebuilt_with(status, artifact_name) or time.monotonic() > deadline:
+            return status
+        time.sleep(1)
 
 
 def _wait_for_served_model(connection, artifact_name: str, timeout: float = 120) -> dict:
@@ -131,7 +154,7 @@ def run_demo(args) -> int:
         http_port,
         log_file=home / "flow.log",
         env={"TUNERFLOW_HOME": str(home)},
-        uses_with={"encoder": {"model": model, "poll_interval": 1.0}},
+        uses_with={name: {"model": model, "poll_interval": 1.0} for name in ("encoder", "indexer")},
     )
     flow.start()
     try:
@@ -139,11 +162,10 @@ def run_demo(args) -> int:
         _say(f"    ready after {time.monotonic() - started:.0f} s")
         search_queries, search_index = dev_subset(queries, index, min(SEARCH_QUERIES, len(queries)))
         query_texts = [q["text"] for q in search_queries]
-        index_texts = [row["text"] for row in search_index]
-        _say(f"2/6 searching {len(index_texts)} dev texts for {len(query_texts)} questions with the base model ...")
-        before_top = _top_matches(
-            remote_encode(query_texts, flow.grpc_host), remote_encode(index_texts, flow.grpc_host)
-        )
+        _say(f"2/6 indexing {len(search_index)} dev texts in the served search, with the base model ...")
+        indexed = _index_for_search(search_index, flow.grpc_host)
+        before_top = _served_top_matches(query_texts, flow.grpc_host)
+        _say(f"    {indexed['count']} texts indexed; searched them for {len(query_texts)} dev questions")
 
         _say("3/6 streaming the data to the tuner and starting the run ...")
         options = {"epochs": epochs, "to_onnx": True, "experiment_name": "demo"}
@@ -169,18 +191,20 @@ def run_demo(args) -> int:
         _say(f"\nRetrieval on Quora dev ({len(queries)} queries, {len(index)} texts, limit 20), before and after:")
         _say(metrics_table(metrics))
 
-        _say("\n5/6 the encoder swaps in the tuned model by itself ...")
+        _say("\n5/6 the encoder swaps in the tuned model by itself; the indexer re-embeds its texts with it ...")
         info = _wait_for_served_model(connection, run.name)
         _say(f"    now serving {info['model']}")
-        after_queries = remote_encode(query_texts, flow.grpc_host)
-        after_top = _top_matches(after_queries, remote_encode(index_texts, flow.grpc_host))
+        index_status = _wait_for_rebuilt_index(flow.grpc_host, run.name)
+        _say(f"    now searching {index_status['count']} texts embedded by {index_status['model']}")
+        after_queries = remote_encode(query_texts[:100], flow.grpc_host)
+        after_top = _served_top_matches(query_texts, flow.grpc_host)
         _show_search(search_queries, search_index, before_top, after_top)
 
         _say("\n6/6 downloading the artifact and checking its ONNX export ...")
         archive = run.save_artifact(home / "downloads")
         onnx_model = get_model(archive, is_onnx=True)
         local = onnx_model.embed(query_texts[:100])
-        served = after_queries[:100]
+        served = after_queries
         cosine = (local * served).sum(1) / np.linalg.norm(local, axis=1) / np.linalg.norm(served, axis=1)
         _say(f"    {archive} ({archive.stat().st_size / 1e6:.0f} MB): ONNX vs served PyTorch cosine {cosine.min():.6f}")
         _say(f"\ndone in {time.monotonic() - started:.0f} s.")
@@ -189,6 +213,8 @@ def run_demo(args) -> int:
                 f"The Flow keeps serving the tuned model (Ctrl-C to stop):\n"
                 f"  curl -X POST http://127.0.0.1:{http_port}/encode -H 'Content-Type: application/json' "
                 f"""-d '{{"data": [{{"id": "1", "text": "how do i learn python ?"}}]}}'"""
+                f"\n  curl -X POST http://127.0.0.1:{http_port}/search -H 'Content-Type: application/json' "
+                f"""-d '{{"data": [{{"id": "q", "text": "how do i learn python ?"}}], "parameters": {{"limit": 5}}}}'"""
             )
             while True:
                 time.sleep(3600)

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from tunerflow.cli.search_commands import COMMANDS as SEARCH_COMMANDS
+from tunerflow.cli.search_commands import add_parsers as add_search_parsers
 from tunerflow.errors import TunerflowError
 from tunerflow.options import Precision
 
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--backend", default="torch", help="torch, onnx, onnx-int8")
     encode.add_argument("--output", type=Path, help="write the embeddings to a .npy file")
     _host(encode)
+    add_search_parsers(commands, _host)
     return parser
 
 
@@ -269,4 +272,5 @@ COMMANDS = {
     "rollback": cmd_rollback,
     "served": cmd_served,
     "encode": cmd_encode,
+    **SEARCH_COMMANDS,
 }
