@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tunerflow.errors import TunerflowError
+from tunerflow.serving.wire import whole_numbers
 from tunerflow.settings import section
 
 log = logging.getLogger(__name__)
@@ -110,19 +111,8 @@ def _result(response, target: str) -> dict:
     results = response.parameters.get("__results__") or {}
     for key, value in results.items():
         if key.split("/")[0] == target:
-            return _unfloat(value)
+            return whole_numbers(value)
     raise RemoteError(f"no answer from the {target} executor (answers from: {', '.join(results) or 'none'})")
-
-
-def _unfloat(value: Any) -> Any:
-    """Protobuf carries every number as a float: give whole numbers back their int type."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _unfloat(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unfloat(v) for v in value]
-    return value
 
 
 def _server_message(error: Exception) -> str:

@@ -19,3 +19,7 @@ class StrictParameters(BaseModel):
 
     class Config:
         extra = "forbid"
+
+
+class NoParameters(StrictParameters):
+    """Endpoints that take no parameters: any parameter is refused."""
