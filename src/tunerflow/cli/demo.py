@@ -134,6 +134,7 @@ def run_demo(args) -> int:
         uses_with={"encoder": {"model": model, "poll_interval": 1.0}},
     )
     flow.start()
+    os.environ["TUNERFLOW_API_KEY"] = flow.api_key  # the demo's Flow has one generated write key
     try:
         connection = Connection(flow.grpc_host)
         _say(f"    ready after {time.monotonic() - started:.0f} s")
@@ -187,7 +188,8 @@ def run_demo(args) -> int:
         if args.keep_serving:
             _say(
                 f"The Flow keeps serving the tuned model (Ctrl-C to stop):\n"
-                f"  curl -X POST http://127.0.0.1:{http_port}/encode -H 'Content-Type: application/json' "
+                f"  curl -X POST http://127.0.0.1:{http_port}/encode -H 'Authorization: Bearer {flow.api_key}' "
+                f"-H 'Content-Type: application/json' "
                 f"""-d '{{"data": [{{"id": "1", "text": "how do i learn python ?"}}]}}'"""
             )
             while True:
