@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from tunerflow.serving.internal import stamp, strip
 log = logging.getLogger(__name__)
 
 CHUNK_DOCS = 100  # documents per request to an executor when a body is forwarded in chunks
+CONCURRENT_CHUNKS = 4  # chunks of one HTTP request in flight at once
 
 
 class ForwardError(Exception):
@@ -57,18 +59,37 @@ class Forwarder:
         return_type: type,
         chunked: bool,
     ) -> Answer:
-        """All answers of ``endpoint`` for ``docs`` (in order), or :class:`ForwardError`."""
-        answer = Answer()
+        """All answers of ``endpoint`` for ``docs`` (in order), or :class:`ForwardError`.
+
+        Chunks go as separate single-request streams, a few at a time, gathered in order.
+        """
         size = CHUNK_DOCS if chunked else max(len(docs), 1)
+        chunks = [docs[start : start + size] for start in range(0, len(docs), size)] or [docs]
+        stamped = stamp(parameters)
+        gate = asyncio.Semaphore(CONCURRENT_CHUNKS)
+
+        async def one(chunk: DocList) -> Answer:
+            async with gate:
+                return await self._one(endpoint, chunk, stamped, target, return_type)
+
+        answer = Answer()
+        for part in await asyncio.gather(*(one(chunk) for chunk in chunks)):
+            answer.docs.extend(part.docs)
+            answer.results.update(part.results)
+        return answer
+
+    async def _one(
+        self, endpoint: str, docs: DocList, parameters: dict, target: str | None, return_type: type
+    ) -> Answer:
+        answer = Answer()
         try:
             async for response in self.streamer.stream_docs(
                 docs,
-                request_size=size,
+                request_size=max(len(docs), 1),
                 return_results=True,
                 exec_endpoint=endpoint,
                 target_executor=target,
-                parameters=stamp(parameters),
-                results_in_order=True,
+                parameters=parameters,
                 return_type=return_type,
             ):
                 status = response.header.status

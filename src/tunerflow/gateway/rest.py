@@ -28,6 +28,7 @@ from tunerflow.gateway.guard import Guard, error_text
 from tunerflow.gateway.strict_json import MAX_DOCS, StrictJSONRoute, error_response
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.endpoints import ENDPOINTS, EndpointSpec
+from tunerflow.serving.parameters import describe_errors
 from tunerflow.serving.wire import whole_numbers
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"loc": [str(part) for part in item["loc"]], "msg": item["msg"], "type": item["type"]}
             for item in error.errors()
         ]
-        message = "; ".join(f"{'.'.join(p['loc'][1:]) or 'body'}: {p['msg']}" for p in problems)
+        message = describe_errors(problems, skip=1)
         return error_response(422, message, errors=problems)
 
     @app.exception_handler(Exception)

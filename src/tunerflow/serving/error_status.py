@@ -10,6 +10,7 @@ from __future__ import annotations
 # Exception class name -> HTTP status. Names, not classes: an executor's exception arrives as a name.
 CLIENT_ERRORS: dict[str, int] = {
     "ValidationError": 422,  # a parameter model refused the request
+    "ParameterError": 422,  # the same, as the executors report it
     "ConfigError": 400,
     "DataError": 400,
     "DeviceError": 400,
@@ -17,6 +18,7 @@ CLIENT_ERRORS: dict[str, int] = {
     "ValueError": 400,
     "BadRequestError": 400,
     "NotFoundError": 404,
+    "DatasetNotFoundError": 404,
     "ConflictError": 409,
     "PayloadTooLargeError": 413,
     "AuthError": 401,

@@ -18,9 +18,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from tunerflow.errors import TunerflowError
 from tunerflow.paths import home_dir
 from tunerflow.serving.access import auth_enabled
+from tunerflow.serving.endpoints import ENDPOINTS
+from tunerflow.serving.parameters import ParameterError, describe_errors
 
 SECRET_ENV = "TUNERFLOW_INTERNAL_SECRET"
 SECRET_FILE = ".internal-secret"
@@ -83,10 +87,21 @@ def check(endpoint: str, parameters: dict[str, Any] | None) -> None:
 
 
 class GatewayOnly:
-    """Executor mixin (put it before ``Executor``): every endpoint refuses requests that bypass the gateway."""
+    """Executor mixin (put it before ``Executor``): every endpoint refuses requests that bypass the gateway.
+
+    It also applies the endpoint's registered parameter model (:mod:`tunerflow.serving.endpoints`),
+    so gRPC requests are held to the models the REST side declares, and turns pydantic's errors into
+    a :class:`ParameterError` whose message names each field.
+    """
 
     async def __acall__(self, req_endpoint: str, **kwargs: Any) -> Any:
         check(req_endpoint, kwargs.get("parameters"))
         if isinstance(kwargs.get("parameters"), dict):
             kwargs["parameters"] = strip(kwargs["parameters"])
-        return await super().__acall__(req_endpoint, **kwargs)
+        try:
+            spec = ENDPOINTS.get(req_endpoint)
+            if spec is not None and isinstance(kwargs.get("parameters"), dict):
+                spec.parameters(**kwargs["parameters"])  # the same model the REST side applies, for gRPC too
+            return await super().__acall__(req_endpoint, **kwargs)
+        except ValidationError as error:  # its own text names no field over the wire: say what is wrong
+            raise ParameterError(describe_errors(error.errors())) from None
