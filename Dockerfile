@@ -29,6 +29,8 @@ RUN python3 -m venv /opt/venv \
 
 COPY pyproject.toml README.md ./
 COPY src/ src/
+# The gateway's config (`jina gateway --uses config.yml` in /app/gateway; the encoder image serves it).
+COPY src/tunerflow/gateway/config.yml /app/gateway/config.yml
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
  && rm -rf build src
 

@@ -1,8 +1,10 @@
-"""Start the project's Flow YAML files on free loopback ports for tests."""
+"""Start the project's Flow YAML files on free loopback ports for tests, and call them with API keys."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,12 +14,22 @@ import yaml
 from tunerflow.client.flow_process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+WRITE_KEY = "test-write-key-0123456789"
+READ_KEY = "test-read-key-0123456789"
+TEST_KEYS = f"{WRITE_KEY}:write,{READ_KEY}:read"
+
+
+def use_test_keys() -> None:
+    """Flows started in this process accept WRITE_KEY and READ_KEY (unless a test set keys itself)."""
+    os.environ.setdefault("TUNERFLOW_API_KEYS", TEST_KEYS)
+    os.environ.setdefault("TUNERFLOW_INTERNAL_SECRET", "test-internal-secret")
 
 
 def flow_from_yaml(name: str, tmp_path: Path, uses_with: dict[str, dict] | None = None):
     """Load ``flows/<name>`` with free ports and extra ``uses_with`` per executor; returns (flow, grpc, http)."""
     from jina import Flow
 
+    use_test_keys()
     source = ROOT / "flows" / name
     config = yaml.safe_load(source.read_text())
     grpc_port, http_port = free_port(), free_port()
@@ -30,12 +42,33 @@ def flow_from_yaml(name: str, tmp_path: Path, uses_with: dict[str, dict] | None 
     return Flow.load_config(str(path)), grpc_port, http_port
 
 
-def http_post(port: int, endpoint: str, body: dict, timeout: float = 120) -> tuple[int, dict]:
-    """POST JSON as curl would; returns (status, parsed body)."""
+class KeyedClient:
+    """jina's gRPC client that sends an API key in the ``authorization`` metadata."""
+
+    def __init__(self, port: int, key: str | None = WRITE_KEY) -> None:
+        from jina import Client
+
+        self.client = Client(host=f"grpc://127.0.0.1:{port}")
+        self.metadata = (("authorization", f"Bearer {key}"),) if key else ()
+
+    def post(self, *args, **kwargs):
+        return self.client.post(*args, metadata=self.metadata, **kwargs)
+
+
+def http_post(
+    port: int,
+    endpoint: str,
+    body: dict | None,
+    timeout: float = 120,
+    key: str | None = WRITE_KEY,
+    raw: bytes | None = None,
+) -> tuple[int, dict]:
+    """POST JSON (or ``raw`` bytes) as curl would, with the key as a bearer token; returns (status, parsed body)."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{endpoint}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        data=raw if raw is not None else json.dumps(body).encode(),
+        headers=headers,
         method="POST",
     )
     try:
@@ -43,3 +76,18 @@ def http_post(port: int, endpoint: str, body: dict, timeout: float = 120) -> tup
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+@contextlib.contextmanager
+def environment(**values: str):
+    """Set environment variables for a module-scoped fixture (monkeypatch is per test); restore them after."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

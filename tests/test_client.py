@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -33,7 +34,14 @@ def flow(tmp_path_factory, tiny_model_dir):
         uses_with={"encoder": {"model": str(tiny_model_dir), "poll_interval": 0.5}},
     )
     with process:
-        yield process
+        previous = os.environ.get("TUNERFLOW_API_KEY")
+        os.environ["TUNERFLOW_API_KEY"] = process.api_key  # the client and the CLI read it
+        try:
+            yield process
+        finally:
+            os.environ.pop("TUNERFLOW_API_KEY")
+            if previous is not None:
+                os.environ["TUNERFLOW_API_KEY"] = previous
 
 
 def _options(tiny_model_dir, **overrides):
@@ -138,16 +146,28 @@ def test_every_command_has_help(command):
     assert answer.returncode == 0 and "usage: tunerflow " + command in answer.stdout
 
 
-def test_http_requests_larger_than_the_gateway_answers(flow):
-    """jina's HTTP gateway answers with only the first 100 documents of a larger body."""
+def test_http_requests_larger_than_jinas_100_documents(flow):
+    """jina's own HTTP gateway answered only the first 100 documents of a larger body; ours answers all."""
     from tunerflow.client.connection import Connection
     from tunerflow.client.remote_encode import remote_encode
     from tunerflow.serving.documents import LabeledText
 
     records = toy_records(250, 7, "h")
     docs = [LabeledText(id=r.id, text=r.text, label=r.label) for r in records]
-    counts = Connection(flow.http_host).upload("over-http", docs, chunk_size=512)
+    counts = Connection(flow.http_host).upload("over-http", docs, chunk_size=512)  # one request of 250
     assert counts["documents"] == 250
     vectors = remote_encode([r.text for r in records], flow.http_host, batch_size=256)
     assert vectors.shape == (250, 32)
     np.testing.assert_allclose(vectors, remote_encode([r.text for r in records], flow.grpc_host), atol=1e-5)
+
+
+def test_client_sends_the_key_and_names_a_refusal(flow):
+    from tunerflow.client.connection import AccessDeniedError, Connection
+
+    for host in (flow.grpc_host, flow.http_host):
+        assert "datasets" in Connection(host).call("/datasets/list")
+        with pytest.raises(AccessDeniedError, match="missing or unknown API key") as refused:
+            Connection(host, api_key="not-the-key-of-this-flow").call("/datasets/list")
+        assert refused.value.status == 401
+    denied = _cli("runs", "--host", flow.http_host)
+    assert denied.returncode == 0, denied.stderr  # the CLI reads $TUNERFLOW_API_KEY

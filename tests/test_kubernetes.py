@@ -158,9 +158,57 @@ def test_the_claim_is_mounted_at_home(objects, name, read_only):
     assert env["TUNERFLOW_HOME"] == HOME
 
 
-def test_the_gateway_mounts_nothing(objects):
-    assert "volumes" not in pod(objects, "gateway")
-    assert "volumeMounts" not in container(objects, "gateway")
+def test_the_gateway_mounts_only_the_api_keys(objects):
+    (volume,) = pod(objects, "gateway")["volumes"]
+    assert volume["secret"]["secretName"] == "api-keys"
+    (mount,) = container(objects, "gateway")["volumeMounts"]
+    assert mount["name"] == volume["name"] and mount["readOnly"] is True
+
+
+# --- access: API keys from a Secret, executors behind the gateway --------------------------------
+
+
+def _env(spec: dict) -> dict[str, dict]:
+    return {item["name"]: item for item in spec.get("env", [])}
+
+
+def test_the_gateway_is_tunerflows_and_reads_keys_from_the_secret(objects):
+    spec = container(objects, "gateway")
+    assert option(spec["args"], "--uses") == "config.yml"
+    assert spec["workingDir"] == "/app/gateway"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY src/tunerflow/gateway/config.yml /app/gateway/config.yml" in dockerfile
+    config = yaml.safe_load((ROOT / "src/tunerflow/gateway/config.yml").read_text())
+    assert config == {"jtype": "TunerflowGateway", "py_modules": ["tunerflow.gateway"]}
+    keys_file = _env(spec)["TUNERFLOW_API_KEYS_FILE"]["value"]
+    (mount,) = spec["volumeMounts"]
+    (volume,) = pod(objects, "gateway")["volumes"]
+    (item,) = volume["secret"]["items"]
+    assert keys_file == f"{mount['mountPath']}/{item['path']}"
+    secret = objects["Secret", "api-keys"]
+    assert item["key"] in secret["stringData"] and "internal-secret" in secret["stringData"]
+    assert "TUNERFLOW_AUTH" not in _env(spec)  # authentication is never off on a cluster
+
+
+@pytest.mark.parametrize("name", ["gateway", "tuner", "encoder"])
+def test_every_pod_gets_the_internal_secret_from_the_secret(objects, name):
+    ref = _env(container(objects, name))["TUNERFLOW_INTERNAL_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "api-keys", "key": "internal-secret"}
+
+
+def test_executors_accept_traffic_from_the_gateway_only(objects):
+    policy = objects["NetworkPolicy", "executors-from-gateway-only"]["spec"]
+    (selector,) = policy["podSelector"]["matchExpressions"]
+    assert selector["key"] == "app" and sorted(selector["values"]) == ["encoder", "tuner"]
+    for name in ("tuner", "encoder"):
+        assert (
+            pod(objects, name) and objects["Deployment", name]["spec"]["template"]["metadata"]["labels"]["app"] == name
+        )
+    assert objects["Deployment", "gateway"]["spec"]["template"]["metadata"]["labels"]["app"] == "gateway"
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app": "gateway"}}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": EXECUTOR_PORT}]
 
 
 def test_pods_run_as_the_images_non_root_user(objects):
@@ -219,7 +267,7 @@ def test_encoders_are_replicated(objects):
 def test_images(objects):
     assert container(objects, "tuner")["image"] == "tunerflow-tuner:0.1.0"
     assert container(objects, "encoder")["image"] == "tunerflow-encoder:0.1.0"
-    assert container(objects, "gateway")["image"] == "tunerflow-encoder:0.1.0"  # it has jina: no other image
+    assert container(objects, "gateway")["image"] == "tunerflow-encoder:0.1.0"  # it has jina and tunerflow
 
 
 @pytest.mark.parametrize("name", ["tuner", "encoder"])

@@ -27,7 +27,11 @@ def flow(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("readme-home")
     with FlowProcess(
-        ROOT / "flows/train.yml", free_port(), free_port(), home / "flow.log", env={"TUNERFLOW_HOME": str(home)}
+        ROOT / "flows/train.yml",
+        free_port(),
+        free_port(),
+        home / "flow.log",
+        env={"TUNERFLOW_HOME": str(home), "TUNERFLOW_AUTH": "off"},  # the README snippets, as on a laptop
     ) as process:
         yield process
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from docarray import DocList
 
-from tests.flows import flow_from_yaml, http_post
+from tests.flows import KeyedClient, flow_from_yaml, http_post
 from tests.training_helpers import toy_options, toy_records
 from tunerflow.api import get_model
 from tunerflow.serving.documents import LabeledText
@@ -44,7 +44,6 @@ def _docs(records):
 
 
 def test_train_flow_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
-    from jina import Client
     from jina.excepts import BadServer
 
     monkeypatch.setenv("TUNERFLOW_HOME", str(tmp_path / "home"))
@@ -54,7 +53,7 @@ def test_train_flow_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
         {"encoder": {"model": str(tiny_model_dir), "poll_interval": 0.5}, "indexer": {"model": str(tiny_model_dir)}},
     )
     with flow:
-        client = Client(host=f"grpc://127.0.0.1:{grpc_port}")
+        client = KeyedClient(grpc_port)
         # Data in, over gRPC without target_executor: encoder and indexer pass tuner traffic through.
         answer = client.post(
             "/datasets/append",
@@ -75,7 +74,7 @@ def test_train_flow_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
         status, body = http_post(
             http_port, "/runs/start", {"data": [], "parameters": {"train_data": "train", "epochs": 0}}
         )
-        assert status == 500 and "epochs must be at least 1" in body["detail"]
+        assert status == 422 and "epochs must be at least 1" in body["detail"]
         with pytest.raises(BadServer, match="unknown loss"):
             _grpc(client, "/runs/start", {"train_data": "train", "loss": "Nope"})
 

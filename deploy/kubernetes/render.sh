@@ -20,8 +20,9 @@ case ${1:-} in
     dir=$(absolute "${2:?usage: render.sh export DIR}")
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    # A clean environment: jina copies JINA_* variables it sees into the generated ConfigMaps.
-    env -i PATH="$PATH" HOME="$tmp" JINA_GATEWAY_IMAGE="$gateway_image" JINA_OPTOUT_TELEMETRY=1 PYTHONWARNINGS=ignore \
+    # A clean environment: jina copies JINA_* variables it sees into the generated ConfigMaps. PYTHONPATH:
+    # this checkout's tunerflow (the gateway class is imported to export it).
+    env -i PATH="$PATH" HOME="$tmp" PYTHONPATH="$root/src" JINA_GATEWAY_IMAGE="$gateway_image" JINA_OPTOUT_TELEMETRY=1 PYTHONWARNINGS=ignore \
       "$(absolute "${JINA:-.venv/bin/jina}")" export kubernetes "$here/flows/train.yml" "$tmp/export" \
       --k8s-namespace "$namespace" >/dev/null
     rm -rf "$dir"

@@ -15,10 +15,11 @@ from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import under_home
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
+from tunerflow.serving.internal import GatewayOnly
 from tunerflow.serving.served_model import ServedModel
 
 
-class EncoderExecutor(Executor):
+class EncoderExecutor(GatewayOnly, Executor):
     """Serves ``/encode`` (also the default endpoint), ``/reload`` and ``/info``.
 
     Args:

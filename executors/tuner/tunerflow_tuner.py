@@ -18,6 +18,7 @@ from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import home_dir, under_home
 from tunerflow.runs import RunManager
 from tunerflow.serving.documents import LabeledText
+from tunerflow.serving.internal import GatewayOnly
 from tunerflow.serving.tuner_params import (
     ArtifactQuery,
     DatasetParameters,
@@ -30,7 +31,7 @@ from tunerflow.settings import section
 from tunerflow.training.recipe import Recipe
 
 
-class TunerExecutor(Executor):
+class TunerExecutor(GatewayOnly, Executor):
     """Stores streamed training data, runs training in the background, publishes artifacts.
 
     Args:

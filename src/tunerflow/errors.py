@@ -37,3 +37,15 @@ class ExportParityError(TunerflowError):
 
 class DeviceError(ConfigError):
     """The requested device is not available (no silent fallback to another)."""
+
+
+class NotFoundError(ConfigError):
+    """A named run, dataset or model does not exist (HTTP 404 at the gateway)."""
+
+
+class ConflictError(ConfigError):
+    """The request conflicts with the current state, e.g. a run name already taken (HTTP 409)."""
+
+
+class DatasetNotFoundError(NotFoundError, DataError):
+    """No dataset of that name is stored."""

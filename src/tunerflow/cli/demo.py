@@ -157,6 +157,7 @@ def run_demo(args) -> int:
         uses_with={name: {"model": model, "poll_interval": 1.0} for name in ("encoder", "indexer")},
     )
     flow.start()
+    os.environ["TUNERFLOW_API_KEY"] = flow.api_key  # the demo's Flow has one generated write key
     try:
         connection = Connection(flow.grpc_host)
         _say(f"    ready after {time.monotonic() - started:.0f} s")
@@ -211,7 +212,8 @@ def run_demo(args) -> int:
         if args.keep_serving:
             _say(
                 f"The Flow keeps serving the tuned model (Ctrl-C to stop):\n"
-                f"  curl -X POST http://127.0.0.1:{http_port}/encode -H 'Content-Type: application/json' "
+                f"  curl -X POST http://127.0.0.1:{http_port}/encode -H 'Authorization: Bearer {flow.api_key}' "
+                f"-H 'Content-Type: application/json' "
                 f"""-d '{{"data": [{{"id": "1", "text": "how do i learn python ?"}}]}}'"""
                 f"\n  curl -X POST http://127.0.0.1:{http_port}/search -H 'Content-Type: application/json' "
                 f"""-d '{{"data": [{{"id": "q", "text": "how do i learn python ?"}}], "parameters": {{"limit": 5}}}}'"""

@@ -1,24 +1,49 @@
-"""One connection to a Flow: tuner calls that answer with a dict, and streamed uploads."""
+"""One connection to a Flow: tuner calls that answer with a dict, streamed uploads, encoding.
+
+gRPC goes through jina's client with the API key in the ``authorization``
+metadata; HTTP goes straight to the tunerflow gateway's REST side with
+``Authorization: Bearer <key>``. The key is the ``api_key`` argument, else
+``$TUNERFLOW_API_KEY``.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
+
 from tunerflow.errors import TunerflowError
+from tunerflow.serving.wire import whole_numbers
 from tunerflow.settings import section
 
 log = logging.getLogger(__name__)
 
+API_KEY_ENV = "TUNERFLOW_API_KEY"
+# The gateway's REST side takes at most this many documents per request (it forwards them in chunks).
+HTTP_MAX_DOCS = 10_000
+HTTP_TIMEOUT = 600.0
+
 
 class RemoteError(TunerflowError):
-    """The Flow answered with an error (the executor's message is kept)."""
+    """The Flow answered with an error (the executor's message is kept).
+
+    Attributes:
+        status: the HTTP status (or its gRPC equivalent) when known: 4xx for a refused request.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-# jina 3.33's HTTP gateway cuts a posted body into requests of 100 documents, sends them all to
-# the executors, but answers with the first one's documents only: over HTTP, post at most 100.
-HTTP_MAX_DOCS = 100
+class AccessDeniedError(RemoteError, PermissionError):
+    """The gateway refused the API key (401) or its role (403)."""
 
 
 def max_request_docs(host: str, wanted: int) -> int:
@@ -35,20 +60,31 @@ def default_chunk_size() -> int:
 
 
 class Connection:
-    """A jina Client for one host, with the tuner's answers unwrapped.
+    """A client for one host, with the tuner's answers unwrapped.
 
     Args:
         host: ``grpc://HOST:PORT`` or ``http://HOST:PORT`` (default: config.yml's ``client.host``).
+        api_key: the API key (default: ``$TUNERFLOW_API_KEY``).
     """
 
-    def __init__(self, host: str | None = None) -> None:
-        from jina import Client
-
+    def __init__(self, host: str | None = None, api_key: str | None = None) -> None:
         self.host = host or default_host()
-        self.client = Client(host=self.host)
+        self.api_key = api_key or os.environ.get(API_KEY_ENV) or None
+        self.http = self.host.startswith("http")
+        self.client = None
+        if not self.http:
+            from jina import Client
+
+            self.client = Client(host=self.host)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.api_key}"),) if self.api_key else ()
 
     def call(self, endpoint: str, parameters: dict[str, Any] | None = None, target: str = "tuner") -> dict:
         """Call an endpoint that answers with a dict; returns that dict."""
+        if self.http:
+            return self._http(endpoint, [], parameters or {})["result"] or {}
         from docarray import DocList
 
         from tunerflow.serving.documents import LabeledText
@@ -67,27 +103,75 @@ class Connection:
         size = max_request_docs(self.host, int(chunk_size or default_chunk_size()))
         last: dict = {}
         for batch in _chunks(docs, size):
-            responses = self._post("/datasets/append", batch, {"dataset": dataset}, "tuner")
-            last = _result(responses[-1], "tuner")
+            if self.http:
+                last = self._http("/datasets/append", [_doc_json(doc) for doc in batch], {"dataset": dataset})["result"]
+            else:
+                last = _result(self._post("/datasets/append", batch, {"dataset": dataset}, "tuner")[-1], "tuner")
             if progress is not None:
                 progress(len(batch))
         return last
 
-    def _post(self, endpoint: str, docs, parameters: dict, target: str):
-        from jina.excepts import BadServer
+    def encode(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        """Embeddings of ``texts`` from the Flow's encoder, in order."""
+        from docarray import DocList
+
+        from tunerflow.serving.documents import LabeledText
+
+        vectors: list[np.ndarray] = []
+        size = max_request_docs(self.host, batch_size)
+        for start in range(0, len(texts), size):
+            part = texts[start : start + size]
+            if self.http:
+                body = self._http("/encode", [{"id": str(i), "text": t} for i, t in enumerate(part)], {})
+                by_id = {doc["id"]: doc["embedding"] for doc in body["data"]}
+            else:
+                docs = DocList[LabeledText]([LabeledText(id=str(i), text=t) for i, t in enumerate(part)])
+                answer = self._post("/encode", docs, {}, "encoder", return_docs=True)
+                by_id = {doc.id: doc.embedding for doc in answer}
+            vectors.extend(np.asarray(by_id[str(i)], dtype=np.float32) for i in range(len(part)))
+        return np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+
+    def _post(self, endpoint: str, docs, parameters: dict, target: str, return_docs: bool = False):
+        from docarray import DocList
+        from jina.excepts import BadServer, BadServerFlow
+
+        from tunerflow.serving.documents import LabeledText
 
         try:
             return self.client.post(
                 endpoint,
                 inputs=docs,
                 parameters=parameters,
-                return_responses=True,
+                return_responses=not return_docs,
+                return_type=DocList[LabeledText],
                 target_executor=f"{target}$",
                 request_size=max(len(docs), 1),
+                metadata=self.metadata,
             )
         except BadServer as error:
             raise RemoteError(_server_message(error)) from None
+        except BadServerFlow as error:
+            raise _grpc_refusal(str(error)) from None
         except ConnectionError as error:
+            raise RemoteError(f"cannot reach {self.host}: {error}; is the Flow running?") from None
+
+    def _http(self, endpoint: str, data: list[dict], parameters: dict) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        body = json.dumps({"data": data, "parameters": parameters}).encode()
+        request = urllib.request.Request(self.host.rstrip("/") + endpoint, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            try:
+                detail = json.loads(error.read() or b"{}").get("detail") or error.reason
+            except ValueError:
+                detail = error.reason
+            kind = AccessDeniedError if error.code in (401, 403) else RemoteError
+            raise kind(f"{endpoint} refused ({error.code}): {detail}", error.code) from None
+        except OSError as error:
             raise RemoteError(f"cannot reach {self.host}: {error}; is the Flow running?") from None
 
 
@@ -106,23 +190,25 @@ def _chunks(docs: Iterable, size: int) -> Iterator:
         yield batch
 
 
+def _doc_json(doc: Any) -> dict:
+    return {"id": doc.id, "text": doc.text, "label": doc.label, "tags": doc.tags}
+
+
 def _result(response, target: str) -> dict:
     results = response.parameters.get("__results__") or {}
     for key, value in results.items():
         if key.split("/")[0] == target:
-            return _unfloat(value)
+            return whole_numbers(value)
     raise RemoteError(f"no answer from the {target} executor (answers from: {', '.join(results) or 'none'})")
 
 
-def _unfloat(value: Any) -> Any:
-    """Protobuf carries every number as a float: give whole numbers back their int type."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _unfloat(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unfloat(v) for v in value]
-    return value
+def _grpc_refusal(text: str) -> RemoteError:
+    """jina's BadServerFlow text for an aborted call (``gRPC error: StatusCode.X details``) as our error."""
+    for code, status in (("UNAUTHENTICATED", 401), ("PERMISSION_DENIED", 403)):
+        if f"StatusCode.{code}" in text:
+            detail = text.split(f"StatusCode.{code}", 1)[1].strip().splitlines()[0]
+            return AccessDeniedError(f"refused ({code}): {detail}", status)
+    return RemoteError(text.splitlines()[0] if text else "the Flow refused the call")
 
 
 def _server_message(error: Exception) -> str:

@@ -40,6 +40,7 @@ def fit(
     *,
     callbacks: list | None = None,
     host: str | None = None,
+    api_key: str | None = None,
     chunk_size: int | None = None,
     progress: bool | None = None,
     **options: Any,
@@ -54,6 +55,7 @@ def fit(
             tuner already holds.
         callbacks: ``EvaluationCallback(query_data=..., index_data=...)`` to evaluate.
         host: the Flow, e.g. ``grpc://127.0.0.1:54321`` (default: config.yml).
+        api_key: the API key of the gateway (default: ``$TUNERFLOW_API_KEY``).
         chunk_size: documents per upload request.
         progress: show upload progress bars (default: when stderr is a terminal).
         options: any run option (``loss``, ``miner``, ``learning_rate``, ``epochs``,
@@ -78,7 +80,7 @@ def fit(
             options["eval_limit"] = callback.limit
     # Every name and value is checked before anything is uploaded, as the tuner will check them.
     check_run_options({**options, **{key: _dataset_name(*given) for key, given in data.items()}})
-    connection = Connection(host)
+    connection = Connection(host, api_key)
     show = sys.stderr.isatty() if progress is None else progress
     for key, (given, name) in data.items():
         options[key] = _dataset(connection, given, name, chunk_size, show)
@@ -106,15 +108,15 @@ def _new_run_name() -> str:
     return f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def get_run(run_name: str, host: str | None = None) -> Run:
+def get_run(run_name: str, host: str | None = None, api_key: str | None = None) -> Run:
     """A handle on an existing run (raises if the tuner does not know it)."""
-    run = Run(run_name, Connection(host))
+    run = Run(run_name, Connection(host, api_key))
     run.record()
     return run
 
 
-def list_runs(host: str | None = None) -> list[dict]:
-    return Connection(host).call("/runs/list")["runs"]
+def list_runs(host: str | None = None, api_key: str | None = None) -> list[dict]:
+    return Connection(host, api_key).call("/runs/list")["runs"]
 
 
 def promote(run: Run | str, host: str | None = None) -> dict:

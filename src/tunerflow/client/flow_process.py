@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from tunerflow.errors import TunerflowError
+from tunerflow.serving.access import new_key
 
 
 def free_port() -> int:
@@ -36,6 +37,9 @@ class FlowProcess:
         log_file: where the Flow's output goes.
         env: extra environment variables (``TUNERFLOW_HOME``, ...).
         uses_with: extra ``uses_with`` per executor name.
+        api_key: the Flow's one (write) API key; default: a new random one, in :attr:`api_key`.
+            The Flow also gets its own internal secret. ``env={"TUNERFLOW_AUTH": "off"}`` turns
+            authentication off (local development only).
     """
 
     def __init__(
@@ -46,9 +50,11 @@ class FlowProcess:
         log_file: Path,
         env: dict[str, str] | None = None,
         uses_with: dict[str, dict] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.flow_file, self.grpc_port, self.http_port = Path(flow_file).resolve(), grpc_port, http_port
         self.log_file, self.env, self.uses_with = Path(log_file), env or {}, uses_with or {}
+        self.api_key = api_key or new_key()
         self.process: subprocess.Popen | None = None
 
     @property
@@ -72,7 +78,9 @@ class FlowProcess:
     def start(self, timeout: float = 300) -> FlowProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         flow = self._write_flow()
-        env = {**os.environ, "JINA_HIDE_SURVEY": "1", **self.env}
+        keys = {"TUNERFLOW_API_KEYS": f"{self.api_key}:write", "TUNERFLOW_API_KEYS_FILE": ""}
+        secret = {"TUNERFLOW_INTERNAL_SECRET": new_key()}
+        env = {**os.environ, "JINA_HIDE_SURVEY": "1", **keys, **secret, **self.env}
         with self.log_file.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jina", "flow", "--uses", str(flow)],

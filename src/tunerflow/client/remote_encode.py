@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tunerflow.client.connection import Connection, RemoteError, max_request_docs
+from tunerflow.client.connection import Connection
 
 
-def remote_encode(texts: list[str], host: str | None = None, batch_size: int = 256) -> np.ndarray:
-    """Embeddings of ``texts`` from the Flow's encoder, in order."""
-    from docarray import DocList
-    from jina.excepts import BadServer
-
-    from tunerflow.client.connection import _server_message
-    from tunerflow.serving.documents import LabeledText
-
-    connection = Connection(host)
-    docs = DocList[LabeledText]([LabeledText(id=str(i), text=t) for i, t in enumerate(texts)])
-    try:
-        answer = connection.client.post(
-            "/encode",
-            inputs=docs,
-            request_size=max_request_docs(connection.host, batch_size),
-            return_type=DocList[LabeledText],
-            target_executor="encoder$",
-        )
-    except BadServer as error:
-        raise RemoteError(_server_message(error)) from None
-    by_id = {doc.id: np.asarray(doc.embedding, dtype=np.float32) for doc in answer}
-    return np.stack([by_id[str(i)] for i in range(len(texts))])
+def remote_encode(
+    texts: list[str], host: str | None = None, batch_size: int = 256, api_key: str | None = None
+) -> np.ndarray:
+    """Embeddings of ``texts`` from the Flow's encoder, in order (key: ``api_key`` or ``$TUNERFLOW_API_KEY``)."""
+    return Connection(host, api_key).encode(texts, batch_size=batch_size)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tunerflow.data.records import Record
-from tunerflow.errors import ConfigError, DataError
+from tunerflow.errors import ConfigError, DataError, DatasetNotFoundError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _FILES = ("texts.jsonl", "offsets.i64", "labels.i32", "label_names.txt")
@@ -79,6 +79,7 @@ class Dataset:
     def append(self, records: Iterable[Record]) -> dict:
         """Store ``records`` (already validated) durably; return the dataset's counts."""
         records = list(records)
+        _check_unique_ids(records)
         with self._lock:
             new_labels = []
             label_numbers = np.empty(len(records), dtype=np.int32)
@@ -162,7 +163,7 @@ class DatasetStore:
                 directory = self.root / name
                 if not create and not (directory / "meta.json").is_file():
                     known = ", ".join(self.names()) or "none yet"
-                    raise DataError(f"no dataset named {name!r} (stored: {known})")
+                    raise DatasetNotFoundError(f"no dataset named {name!r} (stored: {known})")
                 self._open[name] = Dataset(directory)
             return self._open[name]
 
@@ -171,6 +172,14 @@ class DatasetStore:
 
     def names(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if (p / "meta.json").is_file())
+
+
+def _check_unique_ids(records: list[Record]) -> None:
+    seen: set[str] = set()
+    for record in records:
+        if record.id in seen:
+            raise DataError(f"document id {record.id!r} appears twice in one append; give every document its own id")
+        seen.add(record.id)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Optional
 
 from docarray.documents import TextDoc
+from pydantic import validator
+
+from tunerflow.errors import DataError
 
 LABEL_TAG = "finetuner_label"
 
@@ -13,24 +17,41 @@ class LabeledText(TextDoc):
     """A text with an optional label (training data) and an embedding (encoding).
 
     The label may also come in ``tags['finetuner_label']``, the reference
-    tool's convention.
+    tool's convention. Labels are strings; a number is accepted when whole and
+    becomes its digits (``7`` and ``7.0`` are both the label ``"7"``); a
+    string is kept as given (``"7.0"`` stays ``"7.0"``).
     """
 
     label: Optional[str] = None
     tags: Dict[str, Any] = {}
+
+    @validator("label", pre=True)
+    def _label_as_text(cls, value: Any) -> Any:  # noqa: N805 (pydantic passes the class)
+        return value if value is None else label_text(value)
 
     def resolved_label(self) -> Optional[str]:
         """``label``, else ``tags['finetuner_label']``, as a string (None if neither)."""
         return resolve_label(self.label, self.tags)
 
 
+def label_text(value: Any) -> str:
+    """A label value as its string: strings as given, whole numbers as digits; anything else is refused."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(f"a label must be a string or a whole number, got {type(value).__name__}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise DataError(f"a numeric label must be a whole number, got {value!r}")
+        value = int(value)  # protobuf Struct turns ints into floats
+    return str(value)
+
+
 def resolve_label(label: Any, tags: Optional[Dict[str, Any]]) -> Optional[str]:
     """``label``, else ``tags['finetuner_label']``, as a string (None if neither); for any document type."""
     if label is not None and str(label) != "":
-        return str(label)
+        return label_text(label)
     value = tags.get(LABEL_TAG) if tags else None
-    if value is None or str(value) == "":
+    if value is None or value == "":
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # protobuf Struct turns ints into floats
-    return str(value)
+    return label_text(value)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, root_validator
+from typing import Any
+
+from pydantic import BaseModel, root_validator, validator
+
+from tunerflow.errors import ConfigError
 
 
 class StrictParameters(BaseModel):
@@ -17,5 +21,32 @@ class StrictParameters(BaseModel):
     def _drop_jina_keys(cls, values: dict) -> dict:  # noqa: N805 (pydantic passes the class)
         return {key: value for key, value in values.items() if not str(key).startswith("__")}
 
+    @validator("*", pre=True)
+    def _whole_numbers(cls, value: Any, field) -> Any:  # noqa: N805 (pydantic passes the class)
+        """Integer fields take whole numbers only (3 and 3.0, as protobuf sends it; never 2.5 or true)."""
+        kind = field.type_
+        if not (isinstance(kind, type) and issubclass(kind, int)) or issubclass(kind, bool):
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"{field.name} must be a whole number, got {value}")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"{field.name} must be a whole number, got {value}")
+            return int(value)
+        return value
+
     class Config:
         extra = "forbid"
+
+
+class NoParameters(StrictParameters):
+    """Endpoints that take no parameters: any parameter is refused."""
+
+
+class ParameterError(ConfigError):
+    """A request's parameters were refused by their model (HTTP 422); the message lists each problem."""
+
+
+def describe_errors(errors: list[dict], skip: int = 0) -> str:
+    """pydantic's error list as one line: ``field: problem; field: problem`` (``skip`` leading loc parts)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'][skip:]) or 'body'}: {e['msg']}" for e in errors)

@@ -61,6 +61,10 @@ RunParameters = create_model("RunParameters", __base__=_RunParametersBase, __mod
 RunParameters.__doc__ = _RunParametersBase.__doc__
 
 
+# Offsets past any real log or artifact (1 TiB) are refused here rather than failing a seek later.
+MAX_OFFSET = 2**40
+
+
 class RunQuery(StrictParameters):
     """``/runs/status``, ``/runs/metrics``, ``/runs/cancel``: which run."""
 
@@ -71,14 +75,14 @@ class LogQuery(StrictParameters):
     """``/runs/logs``: a run's log from a byte offset (to follow it, pass back ``next_offset``)."""
 
     run_name: str
-    offset: conint(ge=0) = 0
+    offset: conint(ge=0, le=MAX_OFFSET) = 0
 
 
 class ArtifactQuery(StrictParameters):
     """``/runs/artifact``: one chunk of the run's artifact zip, base64 in the answer."""
 
     run_name: str
-    offset: conint(ge=0) = 0
+    offset: conint(ge=0, le=MAX_OFFSET) = 0
     size: conint(ge=1, le=8 * 1024 * 1024) = 4 * 1024 * 1024
 
 

@@ -1,0 +1,67 @@
+"""Every endpoint the gateway serves, as data: who answers it, its parameter model, its role.
+
+The REST gateway builds one route per entry (the OpenAPI spec follows from
+the models); a new executor adds its endpoints with :func:`register`.
+Endpoints an executor exposes that are not registered still get a route
+that forwards them (role ``write``, parameters checked by the executor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tunerflow.serving.access import Role, required_role
+from tunerflow.serving.encoder_params import EncodeParameters
+from tunerflow.serving.parameters import NoParameters, StrictParameters
+from tunerflow.serving.tuner_params import ArtifactQuery, DatasetParameters, LogQuery, RunParameters, RunQuery
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One endpoint.
+
+    Attributes:
+        path: the endpoint, e.g. ``/encode``.
+        executor: the executor that answers it (requests go to it alone).
+        parameters: the strict parameter model, the same the executor applies.
+        docs: whether it takes documents (``data``).
+        chunked: whether large bodies may be forwarded in chunks (each chunk independent, as
+            embedding is); otherwise the documents go in one request (an append is all or nothing).
+        summary: one line for the OpenAPI spec.
+    """
+
+    path: str
+    executor: str
+    parameters: type[StrictParameters] = NoParameters
+    docs: bool = False
+    chunked: bool = False
+    summary: str = ""
+
+    @property
+    def role(self) -> Role:
+        return required_role(self.path)
+
+
+ENDPOINTS: dict[str, EndpointSpec] = {}
+
+
+def register(*specs: EndpointSpec) -> None:
+    """Add endpoints (an executor's module may call this; the gateway imports the registry)."""
+    for spec in specs:
+        ENDPOINTS[spec.path] = spec
+
+
+register(
+    EndpointSpec("/encode", "encoder", EncodeParameters, docs=True, chunked=True, summary="Embed documents"),
+    EndpointSpec("/info", "encoder", summary="What the encoder serves"),
+    EndpointSpec("/reload", "encoder", summary="Load the newest published artifact now"),
+    EndpointSpec("/datasets/append", "tuner", DatasetParameters, docs=True, summary="Append labelled texts"),
+    EndpointSpec("/datasets/list", "tuner", summary="The stored datasets and their counts"),
+    EndpointSpec("/runs/start", "tuner", RunParameters, summary="Queue a training run"),
+    EndpointSpec("/runs/status", "tuner", RunQuery, summary="A run's status"),
+    EndpointSpec("/runs/metrics", "tuner", RunQuery, summary="A run's metrics before, per epoch and after"),
+    EndpointSpec("/runs/cancel", "tuner", RunQuery, summary="Cancel a run"),
+    EndpointSpec("/runs/logs", "tuner", LogQuery, summary="A run's log from a byte offset"),
+    EndpointSpec("/runs/list", "tuner", summary="All runs"),
+    EndpointSpec("/runs/artifact", "tuner", ArtifactQuery, summary="One base64 chunk of a run's artifact zip"),
+)

@@ -1,0 +1,193 @@
+"""The tunerflow gateway on train.yml: keys and roles on HTTP and gRPC, executors behind it, the REST side."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+
+import numpy as np
+import pytest
+import yaml
+from docarray import DocList
+
+from tests.flows import READ_KEY, KeyedClient, environment, flow_from_yaml, http_post
+from tunerflow.serving.access import Role
+from tunerflow.serving.documents import LabeledText
+from tunerflow.serving.endpoints import ENDPOINTS
+from tunerflow.serving.internal import SECRET_PARAMETER
+
+jina = pytest.importorskip("jina")
+
+# Parameters that make each endpoint do its real work (a refused key must be the only reason to fail).
+CALLS = {
+    "/encode": ({}, [{"id": "e", "text": "hello"}]),
+    "/info": ({}, []),
+    "/reload": ({}, []),
+    "/datasets/append": ({"dataset": "auth-data"}, [{"id": "a", "text": "hello", "label": "1"}]),
+    "/datasets/list": ({}, []),
+    "/runs/start": ({"train_data": "gw-data", "run_name": "auth-run"}, []),
+    "/runs/status": ({"run_name": "ghost"}, []),
+    "/runs/metrics": ({"run_name": "ghost"}, []),
+    "/runs/cancel": ({"run_name": "ghost"}, []),
+    "/runs/logs": ({"run_name": "ghost"}, []),
+    "/runs/list": ({}, []),
+    "/runs/artifact": ({"run_name": "ghost"}, []),
+}
+WRITES = sorted(path for path, spec in ENDPOINTS.items() if spec.role is Role.WRITE and path in CALLS)
+READS = sorted(path for path, spec in ENDPOINTS.items() if spec.role is Role.READ and path in CALLS)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, tiny_model_dir):
+    from jina import Flow
+
+    home = tmp_path_factory.mktemp("gateway")
+    with environment(TUNERFLOW_HOME=str(home)):
+        _, grpc_port, http_port = flow_from_yaml("train.yml", home, {"encoder": {"model": str(tiny_model_dir)}})
+        ports = {ex["name"]: free for ex, free in _executor_ports(home / "train.yml")}
+        with Flow.load_config(str(home / "train.yml")):  # again, with the fixed internal ports
+            yield grpc_port, http_port, ports
+
+
+def _executor_ports(flow_file):
+    """Fix each executor's internal port in the Flow file, so the test can knock on it directly."""
+    from tunerflow.client.flow_process import free_port
+
+    config = yaml.safe_load(flow_file.read_text())
+    pairs = []
+    for executor in config["executors"]:
+        executor["port"] = free_port()
+        pairs.append((executor, executor["port"]))
+    flow_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    return pairs
+
+
+def _datasets(http_port):
+    status, body = http_post(http_port, "/datasets/list", {"data": []}, key=READ_KEY)
+    assert status == 200, body
+    return {d["dataset"]: d["documents"] for d in body["result"]["datasets"]}
+
+
+def _grpc_error(port, key, endpoint):
+    from tunerflow.client.connection import Connection, RemoteError
+
+    parameters, docs = CALLS[endpoint]
+    connection = Connection(f"grpc://127.0.0.1:{port}", key)
+    with pytest.raises(RemoteError) as refused:
+        connection._post(
+            endpoint, DocList[LabeledText]([LabeledText(**d) for d in docs]), parameters, ENDPOINTS[endpoint].executor
+        )
+    return refused.value
+
+
+@pytest.mark.parametrize("endpoint", sorted(CALLS))
+def test_without_a_key_every_endpoint_refuses(service, endpoint):
+    grpc_port, http_port, _ = service
+    parameters, docs = CALLS[endpoint]
+    for key in (None, "not-a-key-of-this-flow-0000"):
+        status, body = http_post(http_port, endpoint, {"data": docs, "parameters": parameters}, key=key)
+        assert status == 401 and "missing or unknown API key" in body["detail"]
+        error = _grpc_error(grpc_port, key, endpoint)
+        assert error.status == 401 and "missing or unknown API key" in str(error)
+
+
+@pytest.mark.parametrize("endpoint", WRITES)
+def test_a_read_key_writes_nothing(service, endpoint):
+    grpc_port, http_port, _ = service
+    before = _datasets(http_port)
+    parameters, docs = CALLS[endpoint]
+    status, body = http_post(http_port, endpoint, {"data": docs, "parameters": parameters}, key=READ_KEY)
+    assert status == 403 and f"{endpoint} needs a write key" in body["detail"]
+    error = _grpc_error(grpc_port, READ_KEY, endpoint)
+    assert error.status == 403 and "needs a write key" in str(error)
+    assert _datasets(http_port) == before
+
+
+@pytest.mark.parametrize("endpoint", READS)
+def test_a_read_key_reads(service, endpoint):
+    _, http_port, _ = service
+    parameters, docs = CALLS[endpoint]
+    status, body = http_post(http_port, endpoint, {"data": docs, "parameters": parameters}, key=READ_KEY)
+    assert status in (200, 400), body  # 400: the ghost run is unknown, but the key was accepted
+    assert status == 200 or "no run named 'ghost'" in body["detail"]
+
+
+def test_health_and_readiness_need_no_key(service):
+    from jina.serve.networking.utils import send_health_check_sync
+
+    grpc_port, http_port, _ = service
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=10) as answer:
+        assert answer.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/dry_run", timeout=60) as answer:
+        assert json.loads(answer.read())["code"] == 0
+    assert send_health_check_sync(f"127.0.0.1:{grpc_port}", timeout=10).status == 1  # SERVING
+
+
+@pytest.mark.parametrize("name, endpoint", [("tuner", "/datasets/append"), ("encoder", "/encode")])
+def test_internal_ports_refuse_requests_that_bypass_the_gateway(service, name, endpoint):
+    from jina import Client
+    from jina.excepts import BadServer
+
+    _, http_port, ports = service
+    before = _datasets(http_port)
+    docs = DocList[LabeledText]([LabeledText(id="x", text="sneaky", label="1")])
+    direct = Client(host=f"grpc://127.0.0.1:{ports[name]}")
+    for parameters in ({"dataset": "sneaky"}, {"dataset": "sneaky", SECRET_PARAMETER: "a guess"}):
+        with pytest.raises(BadServer, match="answers only requests forwarded by the tunerflow gateway"):
+            direct.post(endpoint, inputs=docs, parameters=parameters if name == "tuner" else {})
+    assert _datasets(http_port) == before
+
+
+def test_answers_never_carry_the_internal_secret(service):
+    grpc_port, http_port, _ = service
+    responses = KeyedClient(grpc_port).post("/info", inputs=DocList[LabeledText](), return_responses=True)
+    assert SECRET_PARAMETER not in responses[0].parameters
+    status, body = http_post(http_port, "/info", {"data": [], "parameters": {SECRET_PARAMETER: "x"}})
+    assert status == 200 and SECRET_PARAMETER not in json.dumps(body)
+
+
+def test_all_documents_come_back_and_the_limit_is_named(service):
+    grpc_port, http_port, _ = service
+    texts = [f"text number {i}" for i in range(1234)]
+    status, body = http_post(http_port, "/encode", {"data": [{"id": str(i), "text": t} for i, t in enumerate(texts)]})
+    assert status == 200 and [d["id"] for d in body["data"]] == [str(i) for i in range(len(texts))]
+    status, body = http_post(http_port, "/encode", {"data": [{"text": "x"}] * 10_001})
+    assert status == 413 and "the limit is 10000" in body["detail"]
+    status, body = http_post(http_port, "/encode", {"data": [{"id": "after", "text": "still fast"}]}, timeout=30)
+    assert status == 200 and body["data"][0]["id"] == "after"
+
+
+def test_openai_embeddings_route(service):
+    _, http_port, _ = service
+    texts = ["how do cats eat", "the train is fast"]
+    status, encoded = http_post(
+        http_port, "/encode", {"data": [{"id": str(i), "text": t} for i, t in enumerate(texts)]}
+    )
+    assert status == 200
+    expected = np.array([d["embedding"] for d in encoded["data"]], dtype=np.float32)
+    status, body = http_post(http_port, "/v1/embeddings", {"input": texts, "model": "my-model"}, key=READ_KEY)
+    assert status == 200, body
+    assert body["object"] == "list" and body["model"] == "my-model"
+    assert [(d["object"], d["index"]) for d in body["data"]] == [("embedding", 0), ("embedding", 1)]
+    np.testing.assert_allclose(np.array([d["embedding"] for d in body["data"]]), expected, atol=1e-6)
+    assert body["usage"] == {"prompt_tokens": 8, "total_tokens": 8}
+    status, body = http_post(http_port, "/v1/embeddings", {"input": texts[0], "encoding_format": "base64"})
+    decoded = np.frombuffer(base64.b64decode(body["data"][0]["embedding"]), dtype="<f4")
+    np.testing.assert_allclose(decoded, expected[0], atol=1e-6)
+
+
+def test_openapi_spec_matches_the_models(service):
+    _, http_port, _ = service
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/openapi.json", timeout=10) as answer:
+        spec = json.loads(answer.read())
+    assert set(CALLS) | {"/v1/embeddings"} <= set(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    start = schemas["RunParameters"]
+    assert (
+        start["additionalProperties"] is False
+        and "epochs" in start["properties"]
+        and start["required"] == ["train_data"]
+    )
+    assert schemas["RunsStartRequest"]["additionalProperties"] is False
+    assert {"422", "401", "403"} <= set(spec["paths"]["/runs/start"]["post"]["responses"])
