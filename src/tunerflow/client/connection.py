@@ -131,7 +131,7 @@ class Connection:
             vectors.extend(np.asarray(by_id[str(i)], dtype=np.float32) for i in range(len(part)))
         return np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
 
-    def _post(self, endpoint: str, docs, parameters: dict, target: str, return_docs: bool = False):
+    def _post(self, endpoint: str, docs, parameters: dict, target: str, return_docs: bool = False, doc_type=None):
         from docarray import DocList
         from jina.excepts import BadServer, BadServerFlow
 
@@ -143,7 +143,7 @@ class Connection:
                 inputs=docs,
                 parameters=parameters,
                 return_responses=not return_docs,
-                return_type=DocList[LabeledText],
+                return_type=DocList[doc_type or LabeledText],
                 target_executor=f"{target}$",
                 request_size=max(len(docs), 1),
                 metadata=self.metadata,

@@ -8,6 +8,7 @@ and empty (ids and scores are exact). The Python client prefers gRPC, where ever
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from tunerflow.client.connection import Connection, RemoteError, default_chunk_s
 from tunerflow.errors import DataError
 
 TARGET = "indexer"
+# jina's own HTTP gateway (flows/search.yml) answers a body of more than 100 documents with the first 100 only.
+HTTP_SEARCH_DOCS = 100
 QUERY_BATCH = 256
 
 
@@ -57,7 +60,7 @@ def index(
         progress: show a progress bar (default: when stderr is a terminal).
     """
     connection = Connection(host)
-    size = max_request_docs(connection.host, int(chunk_size or default_chunk_size()))
+    size = min(max_request_docs(connection.host, int(chunk_size or default_chunk_size())), _http_cap(connection))
     endpoint = "/update" if update else "/index"
     key = "updated" if update else "indexed"
     bar = _progress_bar(sys.stderr.isatty() if progress is None else progress)
@@ -100,7 +103,7 @@ def search(
     connection = Connection(host)
     parameters = {key: value for key, value in (("limit", limit), ("filter", filter)) if value is not None}
     answers: list[list[SearchMatch]] = []
-    size = max_request_docs(connection.host, batch_size)
+    size = min(max_request_docs(connection.host, batch_size), _http_cap(connection))
     for start in range(0, len(texts), size):
         chunk = [SearchDoc(id=f"q{start + i}", text=text) for i, text in enumerate(texts[start : start + size])]
         for response in post(connection, "/search", chunk, parameters):
@@ -124,25 +127,39 @@ def rebuilt_with(status: dict, model: str) -> bool:
     return not running and Path(str(status.get("model"))).name == Path(model).name
 
 
+def _http_cap(connection: Connection) -> int:
+    return HTTP_SEARCH_DOCS if connection.http else 1 << 30
+
+
 def post(connection: Connection, endpoint: str, docs: Sequence, parameters: dict | None = None) -> list:
-    """Post ``docs`` to the indexer alone in one request; the responses (errors raised as RemoteError)."""
+    """Post ``docs`` to the indexer alone in one request; the responses (errors raised as RemoteError).
+
+    Each response has ``docs`` (``SearchDoc``s, with their matches) and ``parameters``, over gRPC and HTTP alike.
+    """
+    from types import SimpleNamespace
+
     from docarray import DocList
 
     from tunerflow.search.documents import SearchDoc
 
-    return connection._post(endpoint, DocList[SearchDoc](docs), parameters or {}, TARGET)
+    if not connection.http:
+        return connection._post(endpoint, DocList[SearchDoc](docs), parameters or {}, TARGET, doc_type=SearchDoc)
+    data = [json.loads(doc.json(exclude_none=True)) for doc in docs]
+    body = connection._http(endpoint, data, {**(parameters or {})})
+    answer = DocList[SearchDoc]([SearchDoc.parse_obj(doc) for doc in body.get("data") or []])
+    return [SimpleNamespace(docs=answer, parameters=body.get("parameters") or {})]
 
 
 def result_of(response) -> dict:
     """The indexer's answer in ``__results__``: the merger's with shards, else the indexer's only one."""
-    from tunerflow.client.connection import _unfloat
+    from tunerflow.serving.wire import whole_numbers
 
     results = response.parameters.get("__results__") or {}
     merged = [value for key, value in results.items() if "uses_after" in key]
     own = [value for key, value in results.items() if key.split("/")[0] == TARGET]
     if not (merged or own):
         raise RemoteError(f"no answer from the indexer (answers from: {', '.join(results) or 'none'})")
-    return _unfloat((merged or own)[0])
+    return whole_numbers((merged or own)[0])
 
 
 def search_docs(data: Any) -> Iterator:
