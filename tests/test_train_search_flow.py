@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.flows import flow_from_yaml
+from tests.flows import WRITE_KEY, flow_from_yaml
 from tests.training_helpers import toy_options, toy_records
 
 jina = pytest.importorskip("jina")
@@ -60,6 +60,7 @@ def test_searches_follow_a_published_run_without_a_failed_query(tmp_path, tiny_m
     from tunerflow.serving.documents import LabeledText
 
     monkeypatch.setenv("TUNERFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TUNERFLOW_API_KEY", WRITE_KEY)  # the client's key on both protocols
     follow = {"model": str(tiny_model_dir), "poll_interval": 0.5}
     flow, grpc_port, http_port = flow_from_yaml("train.yml", tmp_path, {"encoder": follow, "indexer": follow})
     grpc, http = f"grpc://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}"
@@ -74,7 +75,7 @@ def test_searches_follow_a_published_run_without_a_failed_query(tmp_path, tiny_m
         for name, seed, prefix, count in (("train", 1, "t", 240), ("queries", 2, "q", 24), ("index", 3, "i", 96)):
             docs = [LabeledText(id=r.id, text=r.text, label=r.label) for r in toy_records(count, seed, prefix)]
             connection.upload(name, docs)
-        connection.call("/runs/start", toy_options(tiny_model_dir, epochs=1, run_name="swap"))
+        connection.call("/runs/start", toy_options(tiny_model_dir, epochs=1, run_name="swap", publish="auto"))
         deadline = time.monotonic() + 300
         while (status := connection.call("/runs/status", {"run_name": "swap"}))["status"] not in ("FINISHED", "FAILED"):
             assert time.monotonic() < deadline, status
