@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from docarray import DocList
 
-from tests.flows import flow_from_yaml
+from tests.flows import KeyedClient, flow_from_yaml
 from tunerflow.api import get_model
 from tunerflow.data import read_csv
 from tunerflow.evaluation import METRIC_NAMES
@@ -33,8 +33,6 @@ def _tuner(client, endpoint, parameters, docs=None):
 
 
 def test_bundled_model_finetunes_on_the_reference_csv(tmp_path, monkeypatch):
-    from jina import Client
-
     monkeypatch.setenv("TUNERFLOW_HOME", str(tmp_path / "home"))
     records = list(read_csv(CSV))
     labels = sorted({r.label for r in records})
@@ -47,7 +45,7 @@ def test_bundled_model_finetunes_on_the_reference_csv(tmp_path, monkeypatch):
 
     flow, grpc_port, _ = flow_from_yaml("train.yml", tmp_path, {"encoder": {"poll_interval": 0.5}})
     with flow:
-        client = Client(host=f"grpc://127.0.0.1:{grpc_port}")
+        client = KeyedClient(grpc_port)
         assert _tuner(client, "/datasets/append", {"dataset": "csv-train"}, docs(train))["documents"] == len(train)
         _tuner(client, "/datasets/append", {"dataset": "csv-eval"}, docs(evaluation))
         _tuner(

@@ -55,7 +55,7 @@ def test_two_devices_run_like_one_through_the_executor(tmp_path, tiny_model_dir)
         assert launched_lines == ["INFO launching N"], launched_lines  # the only kind of line added
         assert (home / "LATEST").read_text().strip() == "d2"
 
-        tuner.start(NONE, RunParameters(**toy_options(tiny_model_dir, epochs=40, run_name="long", devices=2)))
+        tuner.start(NONE, RunParameters(**toy_options(tiny_model_dir, epochs=1000, run_name="long", devices=2)))
         deadline = time.monotonic() + 120
         while "step" not in _run(tuner.status(NONE, {"run_name": "long"})).get("progress", {}):
             assert time.monotonic() < deadline

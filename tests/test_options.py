@@ -121,7 +121,7 @@ class RecordingConnection:
 
     made: list[RecordingConnection] = []
 
-    def __init__(self, host: str | None = None) -> None:
+    def __init__(self, host: str | None = None, api_key: str | None = None) -> None:
         self.host, self.uploads, self.calls = host, [], []
         RecordingConnection.made.append(self)
 
