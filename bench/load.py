@@ -142,11 +142,20 @@ def main() -> int:
 
         home = Path(tempfile.mkdtemp(prefix="tunerflow-load-"))
         flow = FlowProcess(
-            ROOT / "flows/train.yml", free_port(), free_port(), home / "flow.log", env={"TUNERFLOW_HOME": str(home)}
+            ROOT / "flows/train.yml",
+            free_port(),
+            free_port(),
+            home / "flow.log",
+            env={"TUNERFLOW_HOME": str(home)},
+            api_key=args.api_key,
         ).start()
-        args.grpc, args.http = flow.grpc_host, flow.http_host
+        args.grpc, args.http, args.api_key = flow.grpc_host, flow.http_host, flow.api_key
     results, run = [], None
     try:
+        for protocol in args.protocols.split(","):  # one request each first: a wrong key or host fails loud here
+            target = args.grpc if protocol == "grpc" else args.http
+            if asyncio.run(measure(protocol, target, 1, 1, args.api_key, args.seed))["errors"]:
+                raise SystemExit(f"{protocol}: the first /encode to {target} failed (host, API key?)")
         for training in [False, True] if args.training else [False]:
             if training:
                 run = start_training(args.grpc, args.api_key)
