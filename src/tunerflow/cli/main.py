@@ -18,7 +18,9 @@ from tunerflow.options import Precision
 
 
 def _host(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="the Flow, e.g. grpc://127.0.0.1:54321 (default: config.yml client.host)")
+    parser.add_argument(
+        "--host", help="the Flow, e.g. grpc://127.0.0.1:54321 (default: $TUNERFLOW_HOST, else config.yml client.host)"
+    )
 
 
 def _run_option_flags(parser: argparse.ArgumentParser) -> None:
