@@ -80,7 +80,7 @@ class BestModelCheckpoint:
     mode: Literal["auto", "min", "max"] = "auto"
 
     def options(self) -> dict[str, Any]:
-        return {"keep_best": True, "monitor": self.monitor, "monitor_mode": self.mode}
+        return {"keep_best": True, "monitor": self.monitor, "monitor_mode": _mode(self.monitor, self.mode)}
 
 
 @dataclass
@@ -103,7 +103,7 @@ class EarlyStopping:
     def options(self) -> dict[str, Any]:
         return {
             "monitor": self.monitor,
-            "monitor_mode": self.mode,
+            "monitor_mode": _mode(self.monitor, self.mode),
             "early_stopping_patience": self.patience,
             "early_stopping_min_delta": self.min_delta,
             "early_stopping_baseline": self.baseline,
@@ -131,6 +131,13 @@ class WiSEFTCallback:
 
     def options(self) -> dict[str, Any]:
         return {"wiseft_alpha": self.alpha}
+
+
+def _mode(monitor: str, mode: str) -> str:
+    """``auto`` made explicit (min for a loss, max for a metric), so that two callbacks' modes compare."""
+    if mode != "auto":
+        return mode
+    return "min" if monitor in ("val_loss", "train_loss", "loss") else "max"
 
 
 class WandBLogger:
