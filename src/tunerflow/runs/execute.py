@@ -25,6 +25,7 @@ from tunerflow.errors import ArtifactError, ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
 from tunerflow.export import save_artifact
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
+from tunerflow.modeling.loading import with_head
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.options import DType, Precision, Sampler
 from tunerflow.runs.gate import Decision, decide
@@ -148,7 +149,10 @@ def launch_wanted(recipe: Recipe) -> bool:
 
 
 def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> TrainSetup:
-    """Everything the loop needs; in a launched worker, the model under DDP and this rank's share of batches."""
+    """Everything the loop needs; in a launched worker, the model under DDP and this rank's share of batches.
+
+    ``loaded`` gets the recipe's projection head (``output_dim``) here, its spec's dimension with it.
+    """
     world = current_world()
     device = resolve_device(recipe.device)
     if device.type == "cuda" and world.size > 1:
@@ -156,6 +160,7 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
     dataset = datasets.get(recipe.train_data)
     labels = dataset.labels()
     sampler = make_sampler(recipe, labels, ~validation_held_out(recipe, labels))
+    with_head(loaded, recipe.output_dim)  # after the run's seed: the same initial head on every rank
     model = loaded.model.to(device)
     loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
     miner = build_miner(recipe.miner, recipe.miner_options)

@@ -18,6 +18,7 @@ from tunerflow.data.sampler import check_m_per_class
 from tunerflow.data.store import check_name
 from tunerflow.errors import ConfigError
 from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key
+from tunerflow.format import MAX_OUTPUT_DIM
 from tunerflow.options import Distance, MonitorMode, Pooling, Precision, PublishPolicy, Sampler, Scheduler, SchedulerStep
 from tunerflow.training.option_spec import Option, declared_options, option
 
@@ -113,6 +114,12 @@ class Recipe:
         "texts per forward pass, sorted by length; null: the whole batch", minimum=1, maximum=65536
     )
     pooling: Pooling | None = option("token pooling; null: the model's own")
+    output_dim: int | None = option(
+        "attach a linear projection head (no bias) from the pooled embedding to this many dimensions, trained "
+        "with the run and saved in the artifact; null: the model's own dimension (and its head, if it has one)",
+        minimum=1,
+        maximum=MAX_OUTPUT_DIM,
+    )
     max_grad_norm: float | None = option(
         "clip the gradient norm to this; null: no clipping", minimum=0, above=True, maximum=1000
     )

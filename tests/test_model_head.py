@@ -1,0 +1,79 @@
+"""The reference tool's model options: output_dim (a projection head), freeze, model_options, loss_optimizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import TEXTS
+from tests.training_helpers import toy_manager, toy_options
+from tunerflow.api import get_model
+from tunerflow.artifact import load_model
+from tunerflow.errors import ArtifactError
+
+
+@pytest.fixture(scope="module")
+def head_run(tiny_model_dir, tmp_path_factory):
+    """A finished run with output_dim 16 and its ONNX and int8 graphs."""
+    manager = toy_manager(tmp_path_factory.mktemp("head"), start_worker=False)
+    try:
+        options = toy_options(tiny_model_dir, epochs=1, output_dim=16, to_onnx=True, int8=True, run_name="head")
+        record = manager.run_now(manager.start(options).run_name)
+    finally:
+        manager.close()
+    assert record.status.value == "FINISHED", record.details
+    return Path(record.artifact)
+
+
+def test_output_dim_gives_an_artifact_of_that_dimension_in_every_backend(head_run):
+    artifact = head_run
+    config = json.loads((artifact / "tunerflow.json").read_text())
+    assert config["spec"]["dimension"] == 16
+    assert config["head"] == {"file": "2_Dense/model.safetensors", "in_features": 32, "out_features": 16}
+    texts = TEXTS + ["why " * n for n in range(1, 40, 7)]
+    torch_out = get_model(artifact).embed(texts)
+    assert torch_out.shape == (len(texts), 16)
+    np.testing.assert_allclose(get_model(artifact, is_onnx=True).embed(texts), torch_out, atol=1e-4)
+    int8 = get_model(artifact, backend="onnx-int8").embed(texts)
+    assert int8.shape == (len(texts), 16)
+    cosine = (int8 * torch_out).sum(1) / np.linalg.norm(int8, axis=1) / np.linalg.norm(torch_out, axis=1)
+    assert cosine[np.linalg.norm(torch_out, axis=1) > 0].min() > 0.9
+
+
+def test_the_trained_head_is_what_load_model_applies(head_run):
+    loaded = load_model(head_run)
+    saved = load_file(str(head_run / "2_Dense" / "model.safetensors"))["linear.weight"]
+    assert loaded.spec.dimension == loaded.model.dimension == 16
+    assert torch.equal(loaded.model.head.weight, saved)
+    encoded = loaded.tokenizer(TEXTS[:3], padding=True, return_tensors="pt", return_token_type_ids=False)
+    with torch.no_grad():
+        pooled_then_head = loaded.model(encoded["input_ids"], encoded["attention_mask"])
+        loaded.model.head = None
+        pooled = loaded.model(encoded["input_ids"], encoded["attention_mask"])
+    torch.testing.assert_close(pooled_then_head, pooled @ saved.T)
+    np.testing.assert_allclose(get_model(head_run).embed(TEXTS[:3]), pooled_then_head.numpy(), atol=1e-5)
+
+
+def test_sentence_transformers_applies_the_head_too(head_run):
+    from sentence_transformers import SentenceTransformer
+
+    theirs = SentenceTransformer(str(head_run), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(get_model(head_run).embed(TEXTS), theirs, atol=1e-5)
+
+
+def test_a_head_that_cannot_be_read_is_named(head_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(head_run, copy)
+    config_file = copy / "tunerflow.json"
+    config = json.loads(config_file.read_text())
+    config["head"]["out_features"] = 8
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match="projection head .*2_Dense.* shape"):
+        load_model(copy)
