@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import TEXTS
-from tests.training_helpers import toy_manager, toy_options
+from tests.training_helpers import toy_manager, toy_options, toy_setup
 from tunerflow.api import get_model
 from tunerflow.artifact import load_model
 from tunerflow.errors import ArtifactError
@@ -77,3 +77,40 @@ def test_a_head_that_cannot_be_read_is_named(head_run, tmp_path):
     config_file.write_text(json.dumps(config))
     with pytest.raises(ArtifactError, match="projection head .*2_Dense.* shape"):
         load_model(copy)
+
+
+def _train_once(tmp_path, model_dir, **overrides):
+    """Weights before and after one epoch of the toy task, and the setup it trained."""
+    from tunerflow.training.loop import train
+    from tunerflow.training.weights import weights_copy
+
+    manager = toy_manager(tmp_path, start_worker=False)
+    try:
+        setup, state = toy_setup(manager, model_dir, epochs=1, **overrides)
+        before = weights_copy(setup.model)
+        train(setup, state, [])
+    finally:
+        manager.close()
+    return before, weights_copy(setup.model), setup
+
+
+@pytest.mark.parametrize("output_dim", [None, 8])
+def test_freeze_trains_only_the_last_layer(tmp_path, tiny_model_dir, output_dim):
+    before, after, setup = _train_once(tmp_path, tiny_model_dir, freeze=True, output_dim=output_dim)
+    last = "head." if output_dim else "backbone.encoder.layer.1."  # the tiny BERT has 2 layers
+    trained = {key for key in before if key.startswith(last)}
+    assert trained and all(not torch.equal(before[key], after[key]) for key in trained)
+    frozen = [key for key in before if key not in trained]
+    assert all(torch.equal(before[key], after[key]) for key in frozen)
+    given = {id(p) for group in setup.optimizer.param_groups for p in group["params"]}
+    assert given == {id(p) for name, p in setup.model.named_parameters() if name.startswith(last)}
+
+
+def test_without_freeze_every_layer_trains(tmp_path, tiny_model_dir):
+    before, after, _ = _train_once(tmp_path, tiny_model_dir, freeze=False)
+    assert not torch.equal(
+        before["backbone.embeddings.word_embeddings.weight"], after["backbone.embeddings.word_embeddings.weight"]
+    )
+    assert not torch.equal(
+        before["backbone.encoder.layer.0.output.dense.weight"], after["backbone.encoder.layer.0.output.dense.weight"]
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tunerflow.errors import ConfigError
 from tunerflow.format import Architecture, ModelSpec
 from tunerflow.modeling.pooling import pool
 from tunerflow.options import Pooling
@@ -62,6 +63,26 @@ class EmbeddingModel(nn.Module):
     def architecture(self) -> Architecture:
         """The backbone's limits, which :meth:`ModelSpec.check` holds a spec to."""
         return Architecture.from_hf_config(self.backbone.config.to_dict())
+
+    def freeze(self) -> list[str]:
+        """Freeze all layers except the last one (the reference tool's ``freeze``); return what still trains.
+
+        With a head, the head is the last layer: the whole backbone is frozen. Without one,
+        the backbone's last transformer layer (the last block of its longest layer list,
+        ``encoder.layer`` in BERT) trains and everything before it (embeddings, earlier
+        layers) is frozen. Frozen parameters have ``requires_grad`` False.
+        """
+        if self.head is not None:
+            last: nn.Module = self.head
+        else:
+            stacks = [module for module in self.backbone.modules() if isinstance(module, nn.ModuleList) and len(module)]
+            if not stacks:
+                raise ConfigError(f"freeze: {type(self.backbone).__name__} has no list of layers to keep the last of")
+            last = max(stacks, key=len)[-1]
+        keep = {id(parameter) for parameter in last.parameters()}
+        for parameter in self.parameters():
+            parameter.requires_grad_(id(parameter) in keep)
+        return [name for name, parameter in self.named_parameters() if parameter.requires_grad]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -42,6 +42,8 @@ from tunerflow.training.state import StopReason, TrainSetup, TrainState
 from tunerflow.training.validation import ValidationLoss, validation_batches
 from tunerflow.training.weights import interpolate_weights, weights_copy
 
+log = logging.getLogger(__name__)
+
 STOP_CHECK_TEXTS = 512  # evaluation embeds this many texts between two looks at the cancel flag
 
 
@@ -164,7 +166,10 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
     model = loaded.model.to(device)
     loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
     miner = build_miner(recipe.miner, recipe.miner_options)
-    parameters = [p for p in model.parameters()] + [p for p in loss_fn.parameters()]
+    if recipe.freeze:
+        trained = model.freeze()
+        log.info("freeze: training only %s", ", ".join(trained))
+    parameters = [p for p in model.parameters() if p.requires_grad] + [p for p in loss_fn.parameters()]
     optimizer = build_optimizer(recipe.optimizer, optimizer_options(recipe, device), parameters, recipe.learning_rate)
     scaler = torch.amp.GradScaler("cuda") if recipe.precision == Precision.FP16 else None
     forward = wrap_model(model, world, device)

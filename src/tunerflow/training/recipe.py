@@ -120,6 +120,10 @@ class Recipe:
         minimum=1,
         maximum=MAX_OUTPUT_DIM,
     )
+    freeze: bool = option(
+        "train only the last layer: the projection head with output_dim (the backbone frozen), "
+        "else the backbone's last transformer layer; frozen weights stay as they are and the optimizer never sees them"
+    )
     max_grad_norm: float | None = option(
         "clip the gradient norm to this; null: no clipping", minimum=0, above=True, maximum=1000
     )
