@@ -114,3 +114,78 @@ def test_without_freeze_every_layer_trains(tmp_path, tiny_model_dir):
     assert not torch.equal(
         before["backbone.encoder.layer.0.output.dense.weight"], after["backbone.encoder.layer.0.output.dense.weight"]
     )
+
+
+ARCFACE = {"loss": "ArcFaceLoss", "miner": "none", "loss_options": {}, "miner_options": {}}
+
+
+def test_loss_optimizer_trains_the_loss_parameters_apart(tmp_path, tiny_model_dir):
+    from tunerflow.training.loop import train
+
+    manager = toy_manager(tmp_path, start_worker=False)
+    try:
+        options = {**ARCFACE, "loss_optimizer": "SGD", "loss_optimizer_options": {"lr": 0.0}}
+        setup, state = toy_setup(manager, tiny_model_dir, epochs=1, **options)
+        loss_before = {k: v.clone() for k, v in setup.loss_fn.state_dict().items()}
+        model_before = setup.model.backbone.encoder.layer[0].output.dense.weight.detach().clone()
+        train(setup, state, [])
+    finally:
+        manager.close()
+    assert isinstance(setup.loss_optimizer, torch.optim.SGD)
+    main = {id(p) for group in setup.optimizer.param_groups for p in group["params"]}
+    assert not main & {id(p) for p in setup.loss_fn.parameters()}  # not in the model's optimizer
+    assert all(torch.equal(loss_before[k], v) for k, v in setup.loss_fn.state_dict().items())  # its lr is 0
+    assert not torch.equal(model_before, setup.model.backbone.encoder.layer[0].output.dense.weight)
+
+
+def test_without_loss_optimizer_the_loss_parameters_train_with_the_model(tmp_path, tiny_model_dir):
+    manager = toy_manager(tmp_path, start_worker=False)
+    try:
+        setup, _ = toy_setup(manager, tiny_model_dir, epochs=1, **ARCFACE)
+    finally:
+        manager.close()
+    assert setup.loss_optimizer is None
+    main = {id(p) for group in setup.optimizer.param_groups for p in group["params"]}
+    assert {id(p) for p in setup.loss_fn.parameters()} <= main
+
+
+def test_a_loss_optimizer_resumes_with_its_state(tmp_path, tiny_model_dir):
+    from tunerflow.training.checkpoint import load_checkpoint, save_checkpoint
+    from tunerflow.training.loop import train
+
+    manager = toy_manager(tmp_path, start_worker=False)
+    try:
+        options = {**ARCFACE, "loss_optimizer": "Adam", "loss_optimizer_options": {"lr": 0.01}}
+        setup, state = toy_setup(manager, tiny_model_dir, epochs=1, **options)
+        train(setup, state, [])
+        save_checkpoint(tmp_path / "checkpoint", setup, state)
+        fresh, _ = toy_setup(manager, tiny_model_dir, epochs=1, **options)
+        load_checkpoint(tmp_path / "checkpoint", fresh)
+    finally:
+        manager.close()
+    saved, restored = setup.loss_optimizer.state_dict(), fresh.loss_optimizer.state_dict()
+    assert saved["state"] and saved["state"].keys() == restored["state"].keys()
+    for key, entries in saved["state"].items():
+        assert all(
+            torch.equal(torch.as_tensor(v), torch.as_tensor(restored["state"][key][k])) for k, v in entries.items()
+        )
+    assert restored["param_groups"][0]["lr_scale"] == pytest.approx(0.01 / 2e-3)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"loss": "TripletMarginLoss", "loss_optimizer": "SGD"}, "TripletMarginLoss has no trainable parameters"),
+        ({**ARCFACE, "loss_optimizer": "Sgd"}, "loss_optimizer: unknown optimizer 'Sgd'"),
+        ({**ARCFACE, "loss_optimizer": "SGD", "loss_optimizer_options": {"lr": -1}}, "lr must be a number from 0"),
+        ({**ARCFACE, "loss_optimizer": "SGD", "loss_optimizer_options": {"momentun": 0.9}}, "unknown option.*momentun"),
+        ({**ARCFACE, "loss_optimizer_options": {"lr": 0.1}}, "loss_optimizer_options needs loss_optimizer"),
+    ],
+)
+def test_loss_optimizer_refusals(options, message):
+    from tunerflow.errors import ConfigError
+    from tunerflow.settings import section
+    from tunerflow.training.recipe import Recipe
+
+    with pytest.raises(ConfigError, match=message):
+        Recipe.from_options(section("recipe"), {"train_data": "t", **options})

@@ -33,7 +33,7 @@ from tunerflow.runs.plot import plot_run
 from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
-from tunerflow.training.components import build_loss, build_miner, build_optimizer
+from tunerflow.training.components import build_loss, build_loss_optimizer, build_miner, build_optimizer
 from tunerflow.training.distributed import current_world, launched, wrap_model
 from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
@@ -169,7 +169,11 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
     if recipe.freeze:
         trained = model.freeze()
         log.info("freeze: training only %s", ", ".join(trained))
-    parameters = [p for p in model.parameters() if p.requires_grad] + [p for p in loss_fn.parameters()]
+    loss_optimizer = build_loss_optimizer(
+        recipe.loss_optimizer, recipe.loss_optimizer_options, loss_fn, recipe.learning_rate
+    )  # None: the loss's parameters (if any) train with the model's optimizer, as they always did
+    loss_parameters = [] if loss_optimizer is not None else list(loss_fn.parameters())
+    parameters = [p for p in model.parameters() if p.requires_grad] + loss_parameters
     optimizer = build_optimizer(recipe.optimizer, optimizer_options(recipe, device), parameters, recipe.learning_rate)
     scaler = torch.amp.GradScaler("cuda") if recipe.precision == Precision.FP16 else None
     forward = wrap_model(model, world, device)
@@ -189,6 +193,7 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
         scaler=scaler,
         world=world,
         forward=forward,
+        loss_optimizer=loss_optimizer,
     )
 
 

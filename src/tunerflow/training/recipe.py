@@ -107,6 +107,13 @@ class Recipe:
     miner_options: dict[str, Any] = option("the miner's constructor options")
     optimizer: str = option("a torch.optim optimizer by class name, e.g. AdamW")
     optimizer_options: dict[str, Any] = option("the optimizer's options (the learning rate is learning_rate)")
+    loss_optimizer: str | None = option(
+        "a torch.optim optimizer by class name for the loss's own parameters (ArcFaceLoss, ProxyAnchorLoss, ...); "
+        "null: they train with optimizer"
+    )
+    loss_optimizer_options: dict[str, Any] = option(
+        "the loss optimizer's options; lr: its learning rate (default learning_rate), on the run's schedule"
+    )
     learning_rate: float = option("peak learning rate (above 1 only diverges)", minimum=0, above=True, maximum=1)
     epochs: int = option(
         "passes over the training data (bounded: each epoch's batches are planned up front)",
@@ -293,7 +300,14 @@ class Recipe:
         from tunerflow.training.components import check_components  # torch and pytorch-metric-learning
 
         check_components(
-            self.loss, self.loss_options, self.miner, self.miner_options, self.optimizer, self.optimizer_options
+            self.loss,
+            self.loss_options,
+            self.miner,
+            self.miner_options,
+            self.optimizer,
+            self.optimizer_options,
+            self.loss_optimizer,
+            self.loss_optimizer_options,
         )
         self.to_onnx = self.to_onnx or self.int8
 
