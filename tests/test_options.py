@@ -172,12 +172,29 @@ def test_fit_sends_checked_values_when_they_are_good(connection):
         ({"batch_size": 6, "num_items_per_class": 4}, "too small for num_items_per_class 4"),
         ({"early_stopping_patience": 2}, "early_stopping_patience stops by evaluation"),
         ({"lernrate": 0.1}, "extra fields not permitted"),
+        (
+            {"model_options": {"dropout": 0.1}},
+            "unknown model option.*dropout; valid: pooling, pooler, max_length, max_seq_length",
+        ),
+        ({"model_options": {"pooler": "GeM"}}, "model_options pooler: unknown pooling 'GeM'"),
+        ({"model_options": {"max_seq_length": 1}}, "model_options max_seq_length: max_length must be at least 2"),
+        ({"max_length": 32, "model_options": {"max_length": 64}}, "max_length is 32 and model_options says"),
+        ({"pooling": "cls", "model_options": {"pooler": "mean"}}, "pooling is cls and model_options says mean"),
     ],
 )
 def test_fit_refuses_a_bad_value_before_uploading(connection, options, message):
     with pytest.raises(ConfigError, match=message):
         fit(train_data=PAIRS, run_name="bad", **options)
     assert connection.made == []  # not even connected: nothing was uploaded
+
+
+def test_model_options_set_pooling_and_max_length():
+    recipe = Recipe.from_options(
+        section("recipe"), {"train_data": "t", "model_options": {"pooler": "cls", "max_seq_length": 32}}
+    )
+    assert (recipe.pooling.value, recipe.max_length) == ("cls", 32)
+    recipe.validate()  # a stored recipe is validated again: the same
+    assert (recipe.pooling.value, recipe.max_length) == ("cls", 32)
 
 
 def test_cli_fit_refuses_a_bad_value_before_uploading(connection, capsys, tmp_path):

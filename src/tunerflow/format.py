@@ -22,6 +22,10 @@ HF_CONFIG = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
+HEAD_DIR = "2_Dense"  # the projection head, as sentence-transformers' Dense module (bias-free, no activation)
+HEAD_FILE = f"{HEAD_DIR}/model.safetensors"
+HEAD_WEIGHT = "linear.weight"  # its one tensor, (dimension, hidden size), under Dense's own key
+MAX_OUTPUT_DIM = 8192
 FORMAT_NAME = "tunerflow-artifact"
 FORMAT_VERSION = 1
 
@@ -168,6 +172,27 @@ class Int8Info:
 
 
 @dataclass(frozen=True)
+class HeadInfo:
+    """What the artifact records about its projection head (the run's ``output_dim``).
+
+    A linear map without bias from the pooled embedding (``in_features``, the
+    backbone's hidden size) to ``out_features`` (the spec's dimension), applied
+    before normalisation; its weight is ``file``'s tensor :data:`HEAD_WEIGHT`.
+    """
+
+    file: str
+    in_features: int
+    out_features: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HeadInfo:
+        return cls(file=str(data["file"]), in_features=int(data["in_features"]), out_features=int(data["out_features"]))
+
+
+@dataclass(frozen=True)
 class ArtifactConfig:
     """``tunerflow.json``: the artifact's description of itself.
 
@@ -177,6 +202,7 @@ class ArtifactConfig:
         versions: versions of the libraries that wrote it.
         onnx: the ONNX export, when there is one.
         onnx_int8: the int8 quantisation, when there is one.
+        head: the projection head after pooling, when the run had ``output_dim``.
         files: size and SHA-256 of every other file, by relative path.
     """
 
@@ -186,6 +212,7 @@ class ArtifactConfig:
     onnx: OnnxInfo | None = None
     onnx_int8: Int8Info | None = None
     files: dict[str, dict] = field(default_factory=dict)
+    head: HeadInfo | None = None
 
     def onnx_file(self, int8: bool) -> str | None:
         """The file name of the fp32 (or int8) graph, or None when the artifact has none."""
@@ -201,6 +228,7 @@ class ArtifactConfig:
             "versions": dict(self.versions),
             "onnx": self.onnx.to_dict() if self.onnx else None,
             "onnx_int8": self.onnx_int8.to_dict() if self.onnx_int8 else None,
+            "head": self.head.to_dict() if self.head else None,
             "files": self.files,
         }
 
@@ -221,4 +249,5 @@ class ArtifactConfig:
             onnx=OnnxInfo.from_dict(data["onnx"]) if data.get("onnx") else None,
             onnx_int8=Int8Info.from_dict(data["onnx_int8"]) if data.get("onnx_int8") else None,
             files=files,
+            head=HeadInfo.from_dict(data["head"]) if data.get("head") else None,
         )

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from tunerflow.artifact.layout import file_digest
 from tunerflow.errors import ArtifactError, ConfigError, TunerflowError
-from tunerflow.format import ARTIFACT_CONFIG, WEIGHTS_FILE, ArtifactConfig, ModelSpec
+from tunerflow.format import ARTIFACT_CONFIG, HEAD_WEIGHT, WEIGHTS_FILE, ArtifactConfig, HeadInfo, ModelSpec
 from tunerflow.modeling.loading import LoadedModel, load_backbone_dir
 from tunerflow.paths import cache_dir
 
@@ -69,6 +69,8 @@ def load_artifact(path: str | Path, verify: bool = True, *, spec: ModelSpec | No
         raise  # the spec asks what the model cannot do: the caller's option, not damage
     except (OSError, ValueError, RuntimeError) as error:
         raise ArtifactError(f"cannot load the model in {directory}: {error}", str(weights)) from error
+    if config.head is not None:
+        _load_head(loaded, directory, config.head)
     config_file = directory / ARTIFACT_CONFIG
     if loaded.model.dimension != spec.dimension:
         raise ArtifactError(
@@ -76,6 +78,18 @@ def load_artifact(path: str | Path, verify: bool = True, *, spec: ModelSpec | No
             str(config_file),
         )
     return loaded
+
+
+def _load_head(loaded: LoadedModel, directory: Path, head: HeadInfo) -> None:
+    """Attach the projection head recorded in the config (its weight checked against its shape)."""
+    from safetensors.torch import load_file
+
+    path = directory / head.file
+    try:
+        weight = load_file(str(path))[HEAD_WEIGHT]
+        loaded.model.attach_head(head.out_features, weight)
+    except (OSError, KeyError, ValueError, RuntimeError) as error:
+        raise ArtifactError(f"the projection head {path} cannot be loaded: {error}", str(path)) from None
 
 
 def unpack_zip(archive: Path) -> Path:

@@ -14,7 +14,16 @@ from pathlib import Path
 from tunerflow.artifact.layout import library_versions, manifest
 from tunerflow.artifact.st_compat import write_st_files
 from tunerflow.errors import ArtifactError
-from tunerflow.format import ARTIFACT_CONFIG, RUN_FILE, ArtifactConfig, Int8Info, OnnxInfo
+from tunerflow.format import (
+    ARTIFACT_CONFIG,
+    HEAD_FILE,
+    HEAD_WEIGHT,
+    RUN_FILE,
+    ArtifactConfig,
+    HeadInfo,
+    Int8Info,
+    OnnxInfo,
+)
 from tunerflow.modeling.loading import LoadedModel, quiet_transformers
 
 log = logging.getLogger(__name__)
@@ -56,7 +65,7 @@ def save_artifact(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _write_files(loaded, staging, run or {}, extra_files or {})
+        head = _write_files(loaded, staging, run or {}, extra_files or {})
         onnx, onnx_int8 = write_onnx(staging) if write_onnx else (None, None)
         config = ArtifactConfig(
             spec=loaded.spec,
@@ -65,6 +74,7 @@ def save_artifact(
             onnx=onnx,
             onnx_int8=onnx_int8,
             files=manifest(staging),
+            head=head,
         )
         (staging / ARTIFACT_CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         if target.exists():
@@ -79,14 +89,28 @@ def save_artifact(
     return target
 
 
-def _write_files(loaded: LoadedModel, staging: Path, run: dict, extra_files: dict[str, Path]) -> None:
+def _write_files(loaded: LoadedModel, staging: Path, run: dict, extra_files: dict[str, Path]) -> HeadInfo | None:
+    """Write every file but the config and the ONNX graphs; return what the config records of the head."""
     with quiet_transformers():
         loaded.model.backbone.save_pretrained(staging)
     loaded.tokenizer.save_pretrained(staging)
-    write_st_files(staging, loaded.spec)
+    head = _write_head(loaded, staging)
+    write_st_files(staging, loaded.spec, head)
     (staging / RUN_FILE).write_text(json.dumps(run, indent=2, default=str) + "\n")
     for name, source in extra_files.items():
         shutil.copyfile(source, staging / name)
+    return head
+
+
+def _write_head(loaded: LoadedModel, staging: Path) -> HeadInfo | None:
+    from safetensors.torch import save_file
+
+    head = loaded.model.head
+    if head is None:
+        return None
+    (staging / HEAD_FILE).parent.mkdir(parents=True, exist_ok=True)
+    save_file({HEAD_WEIGHT: head.weight.detach().cpu().contiguous()}, str(staging / HEAD_FILE))
+    return HeadInfo(file=HEAD_FILE, in_features=head.in_features, out_features=head.out_features)
 
 
 def zip_artifact(directory: Path) -> Path:

@@ -10,10 +10,10 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tunerflow.errors import ModelNotAvailableError
+from tunerflow.errors import ConfigError, ModelNotAvailableError
 from tunerflow.format import HF_CONFIG, Architecture, ModelSpec
 from tunerflow.modeling.embedding_model import EmbeddingModel
 from tunerflow.modeling.sources import BUNDLED_MODEL, read_st_layout
@@ -21,7 +21,14 @@ from tunerflow.options import Pooling, parse_enum
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BUNDLED_MODEL", "LoadedModel", "describe_backbone_dir", "load_backbone_dir", "with_overrides"]
+__all__ = [
+    "BUNDLED_MODEL",
+    "LoadedModel",
+    "describe_backbone_dir",
+    "load_backbone_dir",
+    "with_head",
+    "with_overrides",
+]
 
 DEFAULT_MAX_LENGTH = 512  # when neither the tokenizer nor sentence-transformers says
 
@@ -125,6 +132,26 @@ def with_overrides(
     """Return ``loaded`` with the given settings replaced (None keeps one), checked by :meth:`ModelSpec.override`."""
     loaded.spec = loaded.spec.override(loaded.architecture, pooling=pooling, normalize=normalize, max_length=max_length)
     loaded.model.pooling = loaded.spec.pooling
+    return loaded
+
+
+def with_head(loaded: LoadedModel, output_dim: int | None, weight=None) -> LoadedModel:
+    """Return ``loaded`` with a projection head to ``output_dim`` (see :class:`EmbeddingModel`); None: as it is.
+
+    A model that already has a head (an artifact of an ``output_dim`` run) keeps it
+    when ``output_dim`` is None or its own dimension; another dimension is refused.
+    """
+    if output_dim is None:
+        return loaded
+    if loaded.model.head is not None:
+        if loaded.model.dimension != output_dim:
+            raise ConfigError(
+                f"output_dim {output_dim}: this model already has a projection head to {loaded.model.dimension}; "
+                f"give output_dim {loaded.model.dimension} (or null) to go on training it"
+            )
+        return loaded
+    loaded.model.attach_head(output_dim, weight)
+    loaded.spec = replace(loaded.spec, dimension=output_dim)
     return loaded
 
 

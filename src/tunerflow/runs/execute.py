@@ -25,6 +25,7 @@ from tunerflow.errors import ArtifactError, ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
 from tunerflow.export import save_artifact
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
+from tunerflow.modeling.loading import with_head
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.options import DType, Precision, Sampler
 from tunerflow.runs.gate import Decision, decide
@@ -32,7 +33,7 @@ from tunerflow.runs.plot import plot_run
 from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
-from tunerflow.training.components import build_loss, build_miner, build_optimizer
+from tunerflow.training.components import build_loss, build_loss_optimizer, build_miner, build_optimizer
 from tunerflow.training.distributed import current_world, launched, wrap_model
 from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
@@ -40,6 +41,8 @@ from tunerflow.training.selection import Selection
 from tunerflow.training.state import StopReason, TrainSetup, TrainState
 from tunerflow.training.validation import ValidationLoss, validation_batches
 from tunerflow.training.weights import interpolate_weights, weights_copy
+
+log = logging.getLogger(__name__)
 
 STOP_CHECK_TEXTS = 512  # evaluation embeds this many texts between two looks at the cancel flag
 
@@ -148,7 +151,10 @@ def launch_wanted(recipe: Recipe) -> bool:
 
 
 def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> TrainSetup:
-    """Everything the loop needs; in a launched worker, the model under DDP and this rank's share of batches."""
+    """Everything the loop needs; in a launched worker, the model under DDP and this rank's share of batches.
+
+    ``loaded`` gets the recipe's projection head (``output_dim``) here, its spec's dimension with it.
+    """
     world = current_world()
     device = resolve_device(recipe.device)
     if device.type == "cuda" and world.size > 1:
@@ -156,10 +162,18 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
     dataset = datasets.get(recipe.train_data)
     labels = dataset.labels()
     sampler = make_sampler(recipe, labels, ~validation_held_out(recipe, labels))
+    with_head(loaded, recipe.output_dim)  # after the run's seed: the same initial head on every rank
     model = loaded.model.to(device)
     loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
     miner = build_miner(recipe.miner, recipe.miner_options)
-    parameters = [p for p in model.parameters()] + [p for p in loss_fn.parameters()]
+    if recipe.freeze:
+        trained = model.freeze()
+        log.info("freeze: training only %s", ", ".join(trained))
+    loss_optimizer = build_loss_optimizer(
+        recipe.loss_optimizer, recipe.loss_optimizer_options, loss_fn, recipe.learning_rate
+    )  # None: the loss's parameters (if any) train with the model's optimizer, as they always did
+    loss_parameters = [] if loss_optimizer is not None else list(loss_fn.parameters())
+    parameters = [p for p in model.parameters() if p.requires_grad] + loss_parameters
     optimizer = build_optimizer(recipe.optimizer, optimizer_options(recipe, device), parameters, recipe.learning_rate)
     scaler = torch.amp.GradScaler("cuda") if recipe.precision == Precision.FP16 else None
     forward = wrap_model(model, world, device)
@@ -179,6 +193,7 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
         scaler=scaler,
         world=world,
         forward=forward,
+        loss_optimizer=loss_optimizer,
     )
 
 

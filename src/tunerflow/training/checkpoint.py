@@ -1,10 +1,11 @@
 """Checkpoints without pickle: tensors in safetensors files, everything else in JSON.
 
 A checkpoint directory holds ``model.safetensors`` (model and trainable loss
-parameters), ``optimizer.safetensors`` plus the optimizer's non-tensor state
-and the loop state in ``state.json`` (sampler position, scheduler step, RNG
-states, metrics so far). It is written to a temporary directory and renamed,
-so a crash leaves either the previous checkpoint or the new one.
+parameters), ``optimizer.safetensors`` (and ``loss_optimizer.safetensors`` with a
+``loss_optimizer``) plus the optimizers' non-tensor state and the loop state in
+``state.json`` (sampler position, scheduler step, RNG states, metrics so far).
+It is written to a temporary directory and renamed, so a crash leaves either
+the previous checkpoint or the new one.
 
 With several ranks, every rank takes part (its RNG states are gathered: its
 dropout goes on where it stopped) and rank 0 writes. The checkpoint records the
@@ -73,11 +74,16 @@ def save_checkpoint(directory: Path, setup: TrainSetup, state: TrainState) -> No
     save_file(_model_tensors(setup), str(partial / "model.safetensors"))
     optimizer_tensors, optimizer_plain = _split_optimizer(setup.optimizer)
     save_file(optimizer_tensors, str(partial / "optimizer.safetensors"))
+    loss_optimizer_plain = None
+    if setup.loss_optimizer is not None:
+        loss_optimizer_tensors, loss_optimizer_plain = _split_optimizer(setup.loss_optimizer)
+        save_file(loss_optimizer_tensors, str(partial / "loss_optimizer.safetensors"))
     rng = {_rank_prefix(rank) + key: value for rank, states in enumerate(gathered) for key, value in states.items()}
     save_file(rng, str(partial / "rng.safetensors"))
     extra = {
         "world_size": setup.world.size,
         "optimizer": optimizer_plain,
+        "loss_optimizer": loss_optimizer_plain,
         "state": state.to_dict(),
         "python_random": _jsonable(random.getstate()),
         "scaler": setup.scaler.state_dict() if setup.scaler is not None else None,
@@ -109,14 +115,14 @@ def load_checkpoint(directory: Path, setup: TrainSetup) -> TrainState:
     rng = _rank_rng(rng, setup.world.rank)
     setup.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     setup.loss_fn.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("loss.")})
-    plain = extra["optimizer"]
-    optimizer_state = {}
-    for param_id, entries in plain["state"].items():
-        restored = dict(entries)
-        prefix = f"{param_id}."
-        restored.update({k[len(prefix) :]: v for k, v in optimizer_tensors.items() if k.startswith(prefix)})
-        optimizer_state[int(param_id)] = restored
-    setup.optimizer.load_state_dict({"state": optimizer_state, "param_groups": plain["param_groups"]})
+    _restore_optimizer(setup.optimizer, extra["optimizer"], optimizer_tensors)
+    if setup.loss_optimizer is not None:
+        if not extra.get("loss_optimizer"):
+            raise ConfigError(f"the checkpoint in {directory} has no loss optimizer: resume with loss_optimizer null")
+        loss_tensors = _read_tensors(directory / "loss_optimizer.safetensors", directory)
+        _restore_optimizer(setup.loss_optimizer, extra["loss_optimizer"], loss_tensors)
+    elif extra.get("loss_optimizer"):
+        raise ConfigError(f"the checkpoint in {directory} has a loss optimizer: resume with the same loss_optimizer")
     if setup.scaler is not None and extra.get("scaler"):
         setup.scaler.load_state_dict(extra["scaler"])
     torch.set_rng_state(rng["torch"])
@@ -124,6 +130,24 @@ def load_checkpoint(directory: Path, setup: TrainSetup) -> TrainState:
         torch.cuda.set_rng_state_all([rng[k] for k in sorted(rng) if k.startswith("cuda.")])
     random.setstate(_tupled(extra["python_random"]))
     return TrainState.from_dict(extra["state"])
+
+
+def _read_tensors(path: Path, directory: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"checkpoint {directory} cannot be read: {error}", str(directory)) from error
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, plain: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Load what :func:`_split_optimizer` wrote back into ``optimizer``."""
+    state = {}
+    for param_id, entries in plain["state"].items():
+        restored = dict(entries)
+        prefix = f"{param_id}."
+        restored.update({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+        state[int(param_id)] = restored
+    optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
 
 
 def _jsonable(value):

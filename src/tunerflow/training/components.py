@@ -159,9 +159,45 @@ def build_optimizer(name: str, options: dict[str, Any], parameters, learning_rat
         raise ConfigError(f"cannot build optimizer {name} with {options}: {error}") from None
 
 
+LR_SCALE = "lr_scale"  # a param group's learning rate is the schedule's times this (1 when absent)
+
+
+def build_loss_optimizer(
+    name: str | None, options: dict[str, Any], loss_fn: nn.Module, learning_rate: float
+) -> torch.optim.Optimizer | None:
+    """The optimizer of the loss's own parameters (``loss_optimizer``), or None: they train with the model's.
+
+    ``options`` may give ``lr`` (default ``learning_rate``); it follows the run's schedule,
+    scaled: at every step its rate is the model's times ``lr / learning_rate``.
+    """
+    options = dict(options)
+    if name in (None, "", "none", "None"):
+        if options:
+            raise ConfigError("loss_optimizer_options needs loss_optimizer (the loss's own optimizer)")
+        return None
+    parameters = [p for p in loss_fn.parameters() if p.requires_grad]
+    if not parameters:
+        raise ConfigError(
+            f"loss_optimizer: {type(loss_fn).__name__} has no trainable parameters to optimise; use it with a loss "
+            "that has them (ArcFaceLoss, CosFaceLoss, ProxyAnchorLoss, SoftTripleLoss, NormalizedSoftmaxLoss, ...) "
+            "or set loss_optimizer: null"
+        )
+    rate = options.pop("lr", learning_rate)
+    if isinstance(rate, bool) or not _is_number(rate) or not 0 <= rate <= 1:
+        raise ConfigError(f"loss_optimizer_options lr must be a number from 0 to 1, got {rate!r}")
+    try:
+        optimizer = build_optimizer(name, options, parameters, float(rate))
+    except ConfigError as error:
+        raise ConfigError(f"loss_optimizer: {error}") from None
+    for group in optimizer.param_groups:
+        group[LR_SCALE] = float(rate) / learning_rate
+    return optimizer
+
+
 def check_components(
     loss: str, loss_options: dict[str, Any], miner: str | None, miner_options: dict[str, Any],
     optimizer: str, optimizer_options: dict[str, Any],
+    loss_optimizer: str | None = None, loss_optimizer_options: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """Refuse unknown names, option names and option kinds of a recipe's components, without a model.
 
@@ -169,6 +205,7 @@ def check_components(
     and what the constructors themselves refuse is refused here too.
     """
     stand_in = [torch.nn.Parameter(torch.zeros(1))]
-    build_loss(loss, loss_options, num_classes=2, embedding_size=8)
+    loss_fn = build_loss(loss, loss_options, num_classes=2, embedding_size=8)
     build_miner(miner, miner_options)
     build_optimizer(optimizer, optimizer_options, stand_in, learning_rate=1e-3)
+    build_loss_optimizer(loss_optimizer, loss_optimizer_options or {}, loss_fn, learning_rate=1e-3)

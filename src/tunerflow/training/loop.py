@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from tunerflow.training.callbacks import Callback, fire
+from tunerflow.training.components import LR_SCALE
 from tunerflow.training.selection import Selection
 from tunerflow.training.state import TrainSetup, TrainState, scheduled_learning_rate
 
@@ -19,7 +20,8 @@ def train(
     With several ranks (``setup.world``) each embeds its share of every global batch, the
     loss sees the gathered batch, and only rank 0 evaluates (see :mod:`.distributed`).
     """
-    recipe, model, optimizer, world = setup.recipe, setup.model, setup.optimizer, setup.world
+    recipe, model, optimizers, world = setup.recipe, setup.model, setup.optimizers, setup.world
+    trained = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
     forward = setup.forward or model
     loss_parameters = list(setup.loss_fn.parameters())
     autocast_dtype = setup.autocast_dtype
@@ -35,8 +37,8 @@ def train(
         losses = []  # kept on the device: calling .item() every step would sync with the GPU
         for inputs in setup.step_inputs(batches, state.batch_in_epoch):  # this rank's share, tokenised once
             rate = scheduled_learning_rate(recipe, state)
-            for group in optimizer.param_groups:
-                group["lr"] = rate
+            for group in (group for optimizer in optimizers for group in optimizer.param_groups):
+                group["lr"] = rate * group.get(LR_SCALE, 1.0)  # a loss optimizer's lr is scaled to its own
             local = torch.empty((inputs.share, model.dimension), device=setup.device)
             for rows, input_ids, attention_mask in inputs.chunks:  # similar lengths: little padding
                 with torch.autocast(
@@ -48,22 +50,24 @@ def train(
             labels = inputs.labels
             mined = setup.miner(embeddings, labels) if setup.miner is not None else None
             loss = setup.loss_fn(embeddings, labels, mined)
-            optimizer.zero_grad(set_to_none=True)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
             if setup.scaler is not None:  # fp16 only
                 setup.scaler.scale(loss).backward()
-                setup.scaler.unscale_(optimizer)
+                for optimizer in optimizers:
+                    setup.scaler.unscale_(optimizer)
             else:
                 loss.backward()
             world.average_gradients(loss_parameters)  # DDP averaged the model's during the backward pass
             if recipe.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for group in optimizer.param_groups for p in group["params"]], recipe.max_grad_norm
-                )
+                torch.nn.utils.clip_grad_norm_(trained, recipe.max_grad_norm)  # one norm over model and loss
+            for optimizer in optimizers:
+                if setup.scaler is not None:
+                    setup.scaler.step(optimizer)
+                else:
+                    optimizer.step()
             if setup.scaler is not None:
-                setup.scaler.step(optimizer)
                 setup.scaler.update()
-            else:
-                optimizer.step()
             state.step += 1
             state.batch_in_epoch = inputs.index + 1
             state.texts_trained += inputs.size

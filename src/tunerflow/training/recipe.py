@@ -18,7 +18,17 @@ from tunerflow.data.sampler import check_m_per_class
 from tunerflow.data.store import check_name
 from tunerflow.errors import ConfigError
 from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key
-from tunerflow.options import Distance, MonitorMode, Pooling, Precision, PublishPolicy, Sampler, Scheduler, SchedulerStep
+from tunerflow.format import MAX_OUTPUT_DIM
+from tunerflow.options import (
+    Distance,
+    MonitorMode,
+    Pooling,
+    Precision,
+    PublishPolicy,
+    Sampler,
+    Scheduler,
+    SchedulerStep,
+)
 from tunerflow.training.option_spec import Option, declared_options, option
 
 
@@ -52,6 +62,20 @@ def _scheduler_options(value: dict) -> dict:
     return check_scheduler_options(value)
 
 
+# model_options (the reference tool's model construction options) that our models accept: the run option each sets.
+MODEL_OPTIONS = {"pooling": "pooling", "pooler": "pooling", "max_length": "max_length", "max_seq_length": "max_length"}
+
+
+def _model_options(value: dict) -> dict:
+    unknown = sorted(set(value) - set(MODEL_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown model option(s) {', '.join(unknown)}; valid: {', '.join(MODEL_OPTIONS)} "
+            "(they set the run options pooling and max_length)"
+        )
+    return value
+
+
 def _device(value: str) -> str:
     if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
         raise ConfigError(f"unknown device {value!r}; use 'cpu', 'cuda' or 'cuda:N'")
@@ -83,6 +107,13 @@ class Recipe:
     miner_options: dict[str, Any] = option("the miner's constructor options")
     optimizer: str = option("a torch.optim optimizer by class name, e.g. AdamW")
     optimizer_options: dict[str, Any] = option("the optimizer's options (the learning rate is learning_rate)")
+    loss_optimizer: str | None = option(
+        "a torch.optim optimizer by class name for the loss's own parameters (ArcFaceLoss, ProxyAnchorLoss, ...); "
+        "null: they train with optimizer"
+    )
+    loss_optimizer_options: dict[str, Any] = option(
+        "the loss optimizer's options; lr: its learning rate (default learning_rate), on the run's schedule"
+    )
     learning_rate: float = option("peak learning rate (above 1 only diverges)", minimum=0, above=True, maximum=1)
     epochs: int = option(
         "passes over the training data (bounded: each epoch's batches are planned up front)",
@@ -93,7 +124,9 @@ class Recipe:
         "texts per optimizer step, at least 2 * num_items_per_class (bounded by memory)", minimum=4, maximum=65536
     )
     num_items_per_class: int = option("m: texts per label in each batch", minimum=2, maximum=1024)
-    sampler: Sampler = option("batches: class (num_items_per_class texts per label), random (labels ignored); auto: class")
+    sampler: Sampler = option(
+        "batches: class (num_items_per_class texts per label), random (labels ignored); auto: class"
+    )
     num_workers: int = option(
         "threads preparing the next batches while the model trains; 0: prepared in the loop", minimum=0, maximum=64
     )
@@ -113,6 +146,21 @@ class Recipe:
         "texts per forward pass, sorted by length; null: the whole batch", minimum=1, maximum=65536
     )
     pooling: Pooling | None = option("token pooling; null: the model's own")
+    model_options: dict[str, Any] = option(
+        "the model's options, as the reference tool's: pooling (or pooler) and max_length (or max_seq_length), "
+        "which set those run options",
+        check=_model_options,
+    )
+    output_dim: int | None = option(
+        "attach a linear projection head (no bias) from the pooled embedding to this many dimensions, trained "
+        "with the run and saved in the artifact; null: the model's own dimension (and its head, if it has one)",
+        minimum=1,
+        maximum=MAX_OUTPUT_DIM,
+    )
+    freeze: bool = option(
+        "train only the last layer: the projection head with output_dim (the backbone frozen), "
+        "else the backbone's last transformer layer; frozen weights stay as they are and the optimizer never sees them"
+    )
     max_grad_norm: float | None = option(
         "clip the gradient norm to this; null: no clipping", minimum=0, above=True, maximum=1000
     )
@@ -175,7 +223,9 @@ class Recipe:
         "the value monitor must beat; null: its first epoch's", minimum=-1e9, maximum=1e9
     )
     keep_checkpoints: int = option(
-        "epoch checkpoints kept in the run's directory (checkpoint-epoch-N); 1: only the latest", minimum=1, maximum=1000
+        "epoch checkpoints kept in the run's directory (checkpoint-epoch-N); 1: only the latest",
+        minimum=1,
+        maximum=1000,
     )
     wiseft_alpha: float | None = option(
         "WiSE-FT after training: alpha * tuned + (1 - alpha) * starting weights; null: the tuned weights",
@@ -215,6 +265,7 @@ class Recipe:
         """Merge ``overrides`` over ``defaults`` (None in overrides keeps a default), then validate."""
         cls.check_names(defaults)
         cls.check_names(overrides)
+        cls._check_max_length_once(overrides)
         merged = dict(defaults)
         merged.update({key: value for key, value in overrides.items() if value is not None or key not in merged})
         missing = [declared.name for declared in cls.options() if declared.required and declared.name not in merged]
@@ -224,11 +275,23 @@ class Recipe:
         recipe.validate()
         return recipe
 
+    @staticmethod
+    def _check_max_length_once(overrides: dict[str, Any]) -> None:
+        """A run that gives max_length both itself and in model_options gives the same (config.yml's
+        max_length is replaced by model_options' without a word)."""
+        named, length = overrides.get("model_options"), overrides.get("max_length")
+        if not isinstance(named, dict) or length is None:
+            return
+        for key in ("max_length", "max_seq_length"):
+            if named.get(key) not in (None, length):
+                raise ConfigError(f"max_length is {length} and model_options says {key} {named[key]}; give it once")
+
     def validate(self) -> None:
         """Check every value (types, bounds, choices, then the rules between options); raise ConfigError
         naming the option and what is allowed. Values are normalised in place (``3.0`` -> ``3``, enums)."""
         for declared in self.options():
             setattr(self, declared.name, declared.parse(getattr(self, declared.name)))
+        self._apply_model_options()
         check_m_per_class(self.batch_size, self.num_items_per_class)
         if self.eval_index_data and not self.eval_query_data:
             raise ConfigError("eval_index_data needs eval_query_data (the queries)")
@@ -237,7 +300,14 @@ class Recipe:
         from tunerflow.training.components import check_components  # torch and pytorch-metric-learning
 
         check_components(
-            self.loss, self.loss_options, self.miner, self.miner_options, self.optimizer, self.optimizer_options
+            self.loss,
+            self.loss_options,
+            self.miner,
+            self.miner_options,
+            self.optimizer,
+            self.optimizer_options,
+            self.loss_optimizer,
+            self.loss_optimizer_options,
         )
         self.to_onnx = self.to_onnx or self.int8
 
@@ -266,6 +336,26 @@ class Recipe:
         if self.monitored == "val_loss":
             return self.has_validation
         return self.monitored == "train_loss" or bool(self.eval_query_data)
+
+    def _apply_model_options(self) -> None:
+        """Set pooling and max_length from ``model_options``; a pooling given both ways must agree."""
+        declared = {option.name: option for option in self.options()}
+        chosen: dict[str, Any] = {}
+        for name, value in self.model_options.items():
+            target = MODEL_OPTIONS[name]
+            try:
+                parsed = declared[target].parse(value)
+            except ConfigError as error:
+                raise ConfigError(f"model_options {name}: {error}") from None
+            if chosen.get(target, parsed) != parsed:
+                raise ConfigError(f"model_options gives {target} twice, differently: {self.model_options}")
+            chosen[target] = parsed
+        if "pooling" in chosen and self.pooling not in (None, chosen["pooling"]):
+            raise ConfigError(
+                f"pooling is {self.pooling.value} and model_options says {chosen['pooling'].value}; give it once"
+            )
+        for target, value in chosen.items():
+            setattr(self, target, value)
 
     def _check_monitor(self) -> None:
         if self.selects:

@@ -53,10 +53,18 @@ class TrainSetup:
     scaler: torch.amp.GradScaler | None = None
     world: World = field(default_factory=World)
     forward: torch.nn.Module | None = None  # the model as trained (under DDP with several ranks); None: model
+    loss_optimizer: torch.optim.Optimizer | None = (
+        None  # the loss's own parameters (loss_optimizer); None: in optimizer
+    )
     _batches: dict[int, list[np.ndarray]] = field(default_factory=dict, init=False, repr=False)
     _token_ids: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     # A fast tokenizer is not safe to call from two threads at once (num_workers > 1): "Already borrowed".
     _tokenizing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every optimizer the loop steps: the model's, then the loss's own when there is one."""
+        return [self.optimizer] if self.loss_optimizer is None else [self.optimizer, self.loss_optimizer]
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -203,9 +211,13 @@ def check_scheduler_options(options: dict[str, Any]) -> dict[str, Any]:
         kind = SCHEDULER_OPTIONS[name][1]
         whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not whole):
-            raise ConfigError(f"scheduler option {name} must be a {'whole ' if kind is int else ''}number, got {value!r}")
+            raise ConfigError(
+                f"scheduler option {name} must be a {'whole ' if kind is int else ''}number, got {value!r}"
+            )
         if value < 0 or (name == "num_training_steps" and value < 1) or not math.isfinite(value):
-            raise ConfigError(f"scheduler option {name} must be {'at least 1' if name == 'num_training_steps' else '>= 0'}")
+            raise ConfigError(
+                f"scheduler option {name} must be {'at least 1' if name == 'num_training_steps' else '>= 0'}"
+            )
     return options
 
 

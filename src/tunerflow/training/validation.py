@@ -41,7 +41,9 @@ class ValidationLoss:
         missing = [int(p) for p in positions if int(p) not in self._token_ids]
         if missing:
             texts = [record.text for record in self.dataset.read(missing)]
-            for position, ids in zip(missing, tokenize(self.setup.tokenizer, texts, self.setup.recipe.max_length), strict=True):
+            for position, ids in zip(
+                missing, tokenize(self.setup.tokenizer, texts, self.setup.recipe.max_length), strict=True
+            ):
                 self._token_ids[position] = np.asarray(ids, dtype=np.int32)
         return [self._token_ids[int(p)] for p in positions]
 
