@@ -253,7 +253,7 @@ def test_a_pair_run_trains_with_the_pair_loss(tmp_path, tiny_model_dir):
     from tunerflow.data import pairs_to_records
 
     rows = toy_records(240, seed=5, prefix="p")
-    pairs = [(a.text, b.text, f"r{i}", "x") for i, (a, b) in enumerate(zip(rows[::2], rows[1::2]))]
+    pairs = [(a.text, b.text, f"r{i}", "x") for i, (a, b) in enumerate(zip(rows[::2], rows[1::2], strict=True))]
     manager = toy_manager(tmp_path, start_worker=False)
     try:
         manager.append("pairs", pairs_to_records(pairs))

@@ -8,11 +8,11 @@ import torch
 from safetensors.torch import load_file
 
 from tests.training_helpers import toy_manager, toy_options
+from tunerflow.data import LabelBalancedBatches
 from tunerflow.errors import ConfigError, DataError
 from tunerflow.settings import section
 from tunerflow.training.components import build_loss, build_miner, build_optimizer, loss_names
 from tunerflow.training.recipe import Recipe
-from tunerflow.data import LabelBalancedBatches
 from tunerflow.training.state import TrainState, learning_rate_at
 
 
@@ -222,8 +222,12 @@ def test_scheduler_step_epoch_and_options_move_the_rate():
     assert scheduled_learning_rate(recipe, TrainState(steps_per_epoch=[40], step=10)) == pytest.approx(
         recipe.learning_rate * 0.5
     )
-    for bad, message in (({"warmup": 1}, "unknown scheduler option"), ({"num_cycles": "x"}, "must be a number"),
-                         ({"num_warmup_steps": 1.5}, "whole number"), ({"scheduler_step": "epoch"}, "its own option")):  # fmt: skip
+    for bad, message in (
+        ({"warmup": 1}, "unknown scheduler option"),
+        ({"num_cycles": "x"}, "must be a number"),
+        ({"num_warmup_steps": 1.5}, "whole number"),
+        ({"scheduler_step": "epoch"}, "its own option"),
+    ):
         with pytest.raises(ConfigError, match=message):
             _recipe(scheduler_options=bad)
 

@@ -56,7 +56,9 @@ class EvaluationCallback:
 
     def options(self) -> dict[str, Any]:
         if self.num_workers is not None:
-            log.warning("EvaluationCallback(num_workers=%s) is not used: matching is one matrix product", self.num_workers)
+            log.warning(
+                "EvaluationCallback(num_workers=%s) is not used: matching is one matrix product", self.num_workers
+            )
         options = {
             "eval_batch_size": self.batch_size,
             "eval_exclude_self": self.exclude_self,

@@ -86,5 +86,7 @@ def _record(item: Any, index: int, resolve_label):
 def _pairs(data: Any) -> Iterator[tuple[object, object, str, str]]:
     for index, item in enumerate(data):
         if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise DataError(f"item {index} is {type(item).__name__}; with is_labeled false give (query, document) pairs")
+            raise DataError(
+                f"item {index} is {type(item).__name__}; with is_labeled false give (query, document) pairs"
+            )
         yield item[0], item[1], f"pair-{index}", f"item {index}"
