@@ -4,10 +4,12 @@ No ``from __future__ import annotations`` here: jina reads the endpoint
 annotations at run time to build document and parameter schemas.
 """
 
+import asyncio
 from typing import Optional
 
 from docarray import DocList
 from jina import Executor, requests
+from jina.serve.runtimes.worker.batch_queue import BatchQueue
 
 from tunerflow.api import texts_of_docs
 from tunerflow.errors import DataError
@@ -18,6 +20,28 @@ from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
 from tunerflow.serving.internal import GatewayOnly
 from tunerflow.serving.served_model import ServedModel
+
+
+EMPTY_REQUEST = "empty request: send at least one document with a text"
+
+
+def _refuse_empty_requests(push):
+    """jina 3.33's dynamic batching never answers a request without documents (its flush task dies
+    on an IndexError and the caller waits forever): answer such a request with our DataError at once."""
+
+    async def checked_push(self, request, http=False):
+        if len(request.docs) == 0:
+            answer: asyncio.Queue = asyncio.Queue()
+            answer.put_nowait(DataError(EMPTY_REQUEST))
+            return answer
+        return await push(self, request, http=http)
+
+    checked_push.refuses_empty = True
+    return checked_push
+
+
+if not getattr(BatchQueue.push, "refuses_empty", False):  # loaded once per process, patched once
+    BatchQueue.push = _refuse_empty_requests(BatchQueue.push)
 
 
 class EncoderExecutor(GatewayOnly, Executor):
@@ -76,7 +100,7 @@ class EncoderExecutor(GatewayOnly, Executor):
     def encode(self, docs: DocList[LabeledText], parameters: Optional[dict] = None, **kwargs) -> DocList[LabeledText]:
         """Set ``embedding`` on every document from its ``text``."""
         if len(docs) == 0:
-            raise DataError("empty request: send at least one document with a text")
+            raise DataError(EMPTY_REQUEST)
         options = parameters if isinstance(parameters, EncodeParameters) else EncodeParameters(**(parameters or {}))
         model = self.served.current  # one reference for the whole request, even if a swap happens
         texts = docs.text  # one column read; texts_of_docs only to name a document without text
