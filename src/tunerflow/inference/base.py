@@ -10,10 +10,10 @@ import numpy as np
 from tunerflow.format import Architecture, ArtifactConfig, ModelSpec
 from tunerflow.inference.batching import check_texts, length_sorted_batches, tokenize
 
-# Padded tokens per forward pass by default (rows x longest text of the batch). Measured on 2 cores
-# (bench/RESULTS.md, "Serving overhead"): throughput is flat from about 1,000 to 8,000 tokens and drops
-# outside; batches of short texts grow, batches of long texts shrink.
-DEFAULT_MAX_TOKENS = 4096
+# Padded tokens per forward pass by default (rows x longest text of the batch). Measured on 2 AVX-512 cores
+# (bench/RESULTS.md, "Serving overhead"): 1,024 runs as fast as 32 texts a batch; 4,096 at 0.59x, 16,384 at
+# 0.30x (activations leave the cache). Batches of long texts shrink, batches of short ones grow.
+DEFAULT_MAX_TOKENS = 1024
 
 
 class InferenceBackend(ABC):
