@@ -94,6 +94,11 @@ def local_embedder(config: dict, batch_size: int):
     return model.embed
 
 
+def encoder_batching(batch_size: int | None) -> dict:
+    """The encoder's batching options: ``--batch-size`` caps texts per pass; 0 keeps config.yml's own."""
+    return {"batch_size": batch_size} if batch_size else {}
+
+
 def served_embedder(config: dict, batch_size: int, request_size: int, workdir: Path):
     from tunerflow.client.flow_process import FlowProcess, free_port
 
@@ -103,24 +108,15 @@ def served_embedder(config: dict, batch_size: int, request_size: int, workdir: P
         grpc_port,
         http_port,
         log_file=workdir / "flow.log",
-        uses_with={"encoder": {"backend": config["backend"], "dtype": config["dtype"], "batch_size": batch_size}},
+        uses_with={"encoder": {"backend": config["backend"], "dtype": config["dtype"], **encoder_batching(batch_size)}},
     ).start()
-    from docarray import DocList
-    from docarray.documents import TextDoc
-    from jina import Client
-
-    from tunerflow.client.connection import max_request_docs
+    from tunerflow.client.connection import Connection
 
     port = grpc_port if config["protocol"] == "grpc" else http_port
-    host = f"{config['protocol']}://127.0.0.1:{port}"
-    client = Client(host=host)
-    request_size = max_request_docs(host, request_size)  # jina's HTTP gateway answers 100 at most
+    connection = Connection(f"{config['protocol']}://127.0.0.1:{port}", flow.api_key)  # the product's client
 
     def embed(texts: list[str]) -> np.ndarray:
-        docs = DocList[TextDoc]([TextDoc(id=str(i), text=t) for i, t in enumerate(texts)])
-        answer = client.post("/encode", inputs=docs, request_size=request_size, return_type=DocList[TextDoc])
-        by_id = {doc.id: doc.embedding for doc in answer}
-        return np.stack([np.asarray(by_id[str(i)], dtype=np.float32) for i in range(len(texts))])
+        return connection.encode(texts, batch_size=request_size)
 
     return embed, flow, request_size
 

@@ -69,6 +69,47 @@ def test_batch_size_parameter(encoder, monkeypatch):
     assert calls == [3, 3, 2]
 
 
+def test_parameters_as_jina_passes_them_with_dynamic_batching(encoder, monkeypatch):
+    """Batched /encode gets a plain dict (numbers as protobuf floats): same options, same checks."""
+    calls = []
+    model = encoder.served.current
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda ids, mask: calls.append(len(ids)) or original(ids, mask))
+    unit = _matrix(encoder.encode(_docs(), {"batch_size": 3.0, "normalize": True}))
+    assert calls == [3, 3, 2]
+    np.testing.assert_allclose(unit, _matrix(encoder.encode(_docs(), EncodeParameters(normalize=True))), atol=1e-6)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        encoder.encode(_docs(), {"batch_size": 2.5})
+    with pytest.raises(ValidationError):
+        encoder.encode(_docs(), {"bogus": 1})
+
+
+def test_a_long_request_is_cut_by_tokens_and_keeps_its_order(tiny_model_dir):
+    executor = EncoderExecutor(model=str(tiny_model_dir), batch_size=1000, max_tokens=16)
+    try:
+        texts = [" ".join(["cat"] * n) for n in (1, 9, 3, 14, 2, 6)] * 5
+        calls = []
+        model = executor.served.current
+        original = model.forward
+        model.forward = lambda ids, mask: calls.append(ids.shape) or original(ids, mask)
+        out = executor.encode(_docs(texts), {})
+        assert [d.id for d in out] == [f"d{i}" for i in range(len(texts))]
+        np.testing.assert_allclose(_matrix(out), np.stack([get_model(tiny_model_dir).embed([t])[0] for t in texts]), atol=1e-5)
+        assert len(calls) > 1 and all(rows * width <= 16 or rows == 1 for rows, width in calls)
+    finally:
+        executor.close()
+
+
+def test_info_says_which_path_runs(encoder):
+    info = encoder.info(_docs([]))
+    assert (info["backend"], info["dtype"]) == ("torch", "float32")
+    assert info["batching"]["batch_size"] == 4 and info["batching"]["max_tokens"] > 0
+    assert "dynamic" in info["batching"]  # None here: jina's batching exists only in a running Flow
+    assert set(info["cpu"]) >= {"flags", "torch_capability", "bf16"}
+
+
 def test_bad_parameters_are_refused():
     from pydantic import ValidationError
 

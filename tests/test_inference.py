@@ -14,6 +14,8 @@ from tunerflow.api import encode, get_model
 from tunerflow.errors import ConfigError, DataError, DeviceError
 from tunerflow.format import Architecture
 from tunerflow.inference.batching import length_sorted_batches
+from tunerflow.inference.cpu import CpuFeatures, choose_dtype, parse_cpuinfo
+from tunerflow.options import DType
 
 
 def test_order_is_restored_after_length_sorting(tiny_model_dir):
@@ -28,6 +30,32 @@ def test_batches_are_length_sorted():
     batches = list(length_sorted_batches(token_ids, batch_size=2, pad_id=0))
     assert [list(b[0]) for b in batches] == [[1, 3], [4, 0], [2]]
     assert [b[1].shape[1] for b in batches] == [9, 5, 1]
+
+
+def test_token_budget_batches_cover_every_text_once_within_the_budget():
+    lengths = [3, 9, 1, 7, 5, 5, 2, 12, 4, 4, 6, 1]
+    token_ids = [[10 + i] * n for i, n in enumerate(lengths)]
+    batches = list(length_sorted_batches(token_ids, batch_size=100, pad_id=0, max_tokens=14))
+    positions = np.concatenate([b[0] for b in batches])
+    assert sorted(positions.tolist()) == list(range(len(lengths)))  # every text, exactly once
+    for rows, input_ids, mask in batches:
+        assert input_ids.size <= 14 or len(rows) == 1  # a text over the budget goes alone
+        for row, position in enumerate(rows):  # each row holds its own text, padded after it
+            assert input_ids[row, : lengths[position]].tolist() == token_ids[position]
+            assert mask[row].tolist() == [1] * lengths[position] + [0] * (input_ids.shape[1] - lengths[position])
+    assert [len(b[0]) for b in batches] == [1, 1, 2, 2, 3, 3]  # short texts in larger batches
+    assert [len(b[0]) for b in length_sorted_batches(token_ids, batch_size=2, pad_id=0, max_tokens=1000)] == [2] * 6
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_token_budget_gives_the_same_embeddings_in_the_callers_order(tiny_model_dir, backend):
+    whole = get_model(tiny_model_dir, backend=backend, batch_size=64, max_tokens=None).embed(TEXTS)
+    budgeted = get_model(tiny_model_dir, backend=backend, batch_size=64, max_tokens=12)
+    calls = []
+    original = budgeted.forward
+    budgeted.forward = lambda ids, mask: calls.append(ids.size) or original(ids, mask)
+    np.testing.assert_allclose(budgeted.embed(TEXTS), whole, atol=1e-5)
+    assert len(calls) > 1  # the budget did cut the request into several passes
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
@@ -176,3 +204,33 @@ def test_every_backend_refuses_cls_pooling_of_a_causal_model_alike(causal_model_
         "cls pooling takes the first token, which in a causal bert model sees no other token; use mean or max pooling"
     )
     assert get_model(causal_model_dir, backend=backend, pooling="mean").embed(TEXTS).shape == (len(TEXTS), 32)
+
+
+AMX_BOX = "flags\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_int8 amx_tile\nmodel name\t: Intel Xeon Platinum 8480+\n"
+ZEN4_BOX = "model name\t: AMD EPYC 9R14\nflags\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n"
+AVX2_BOX = "model name\t: Intel Xeon E5-2686 v4\nflags\t: fpu avx avx2 fma\n"
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, backend, device, requested, chosen",
+    [
+        (AMX_BOX, "torch", "cpu", "auto", DType.BFLOAT16),
+        (ZEN4_BOX, "torch", "cpu", "auto", DType.BFLOAT16),
+        (AVX2_BOX, "torch", "cpu", "auto", DType.FLOAT32),
+        (AMX_BOX, "onnx-int8", "cpu", "auto", DType.FLOAT32),  # the graph carries its precision
+        (AMX_BOX, "torch", "cuda:0", "auto", DType.FLOAT32),  # a GPU's bf16 is no CPU flag
+        (AVX2_BOX, "torch", "cpu", "bfloat16", DType.BFLOAT16),  # explicit values are honoured
+        (AMX_BOX, "torch", "cpu", "float32", DType.FLOAT32),
+    ],
+)
+def test_dtype_auto_follows_the_cpus_bf16_support(cpuinfo, backend, device, requested, chosen):
+    flags, model = parse_cpuinfo(cpuinfo)
+    assert choose_dtype(requested, backend, CpuFeatures(flags, None, model), device=device) is chosen
+
+
+def test_dtype_auto_reaches_the_backend(tiny_model_dir, monkeypatch):
+    import tunerflow.inference.factory as factory
+
+    for flags, expected in ((frozenset({"amx_bf16"}), DType.BFLOAT16), (frozenset({"avx2"}), DType.FLOAT32)):
+        monkeypatch.setattr(factory, "cpu_features", lambda flags=flags: CpuFeatures(flags))
+        assert get_model(tiny_model_dir, dtype="auto").dtype is expected

@@ -73,3 +73,52 @@ def test_serve_flow_errors(tmp_path):
             client.post("/encode", inputs=DocList[LabeledText]([LabeledText(id="x")]))
         status, body = http_post(http_port, "/encode", {"data": [{"text": "still serving", "id": "z"}]})
         assert status == 200 and len(body["data"][0]["embedding"]) == 384
+
+
+NORMALIZE = [{}, {"normalize": True}, {"normalize": False}]  # requests with other parameters: other batches
+
+
+def test_concurrent_small_requests_are_batched_and_each_gets_its_own_embeddings(tiny_model_dir, tmp_path):
+    """config.yml batches concurrent /encode requests (jina's dynamic batching): each answer must
+    still be its own texts' embeddings, in its order, with its own parameters."""
+    import asyncio
+    import random
+
+    from jina import Client
+
+    from tests.flows import WRITE_KEY
+    from tunerflow.api import get_model
+
+    rng = random.Random(0)
+    words = "how do i learn python cats eat fish why is the sky blue best way to cook rice".split()
+    plans = [[" ".join(rng.sample(words, rng.randint(1, 9))) for _ in range(rng.randint(1, 4))] for _ in range(48)]
+    model = get_model(tiny_model_dir)
+    flow, grpc_port, _ = flow_from_yaml("serve.yml", tmp_path, {"encoder": {"model": str(tiny_model_dir)}})
+
+    async def one(client, index, texts):
+        docs = DocList[LabeledText]([LabeledText(text=t, id=f"{index}-{i}") for i, t in enumerate(texts)])
+        parameters = NORMALIZE[index % 3]
+        answer = DocList[LabeledText]()
+        async for part in client.post(
+            "/encode",
+            inputs=docs,
+            parameters=parameters,
+            metadata=(("authorization", f"Bearer {WRITE_KEY}"),),
+            return_type=DocList[LabeledText],
+        ):
+            answer.extend(part)
+        return answer
+
+    async def all_at_once():
+        client = Client(host=f"grpc://127.0.0.1:{grpc_port}", asyncio=True)
+        return await asyncio.gather(*(one(client, i, texts) for i, texts in enumerate(plans)))
+
+    with flow:
+        answers = asyncio.run(all_at_once())
+        info = KeyedClient(grpc_port).post("/info", inputs=DocList[LabeledText](), return_responses=True)[0]
+    served = next(iter(info.parameters["__results__"].values()))
+    assert served["batching"]["dynamic"]["flush_all"] is True  # jina's batching is on for /encode
+    for index, (texts, answer) in enumerate(zip(plans, answers, strict=True)):
+        assert [d.id for d in answer] == [f"{index}-{i}" for i in range(len(texts))]
+        expected = model.embed(texts, normalize=NORMALIZE[index % 3].get("normalize"))
+        np.testing.assert_allclose(np.stack([np.asarray(d.embedding) for d in answer]), expected, atol=1e-5)

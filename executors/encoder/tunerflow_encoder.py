@@ -4,13 +4,16 @@ No ``from __future__ import annotations`` here: jina reads the endpoint
 annotations at run time to build document and parameter schemas.
 """
 
+import asyncio
 from typing import Optional
 
 from docarray import DocList
 from jina import Executor, requests
+from jina.serve.runtimes.worker.batch_queue import BatchQueue
 
 from tunerflow.api import texts_of_docs
 from tunerflow.errors import DataError
+from tunerflow.inference.base import DEFAULT_MAX_TOKENS
 from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import under_home
 from tunerflow.serving.documents import LabeledText
@@ -19,15 +22,43 @@ from tunerflow.serving.internal import GatewayOnly
 from tunerflow.serving.served_model import ServedModel
 
 
+EMPTY_REQUEST = "empty request: send at least one document with a text"
+
+
+def _refuse_empty_requests(push):
+    """jina 3.33's dynamic batching never answers a request without documents (its flush task dies
+    on an IndexError and the caller waits forever): answer such a request with our DataError at once."""
+
+    async def checked_push(self, request, http=False):
+        if len(request.docs) == 0:
+            answer: asyncio.Queue = asyncio.Queue()
+            answer.put_nowait(DataError(EMPTY_REQUEST))
+            return answer
+        return await push(self, request, http=http)
+
+    checked_push.refuses_empty = True
+    return checked_push
+
+
+if not getattr(BatchQueue.push, "refuses_empty", False):  # loaded once per process, patched once
+    BatchQueue.push = _refuse_empty_requests(BatchQueue.push)
+
+
 class EncoderExecutor(GatewayOnly, Executor):
     """Serves ``/encode`` (also the default endpoint), ``/reload`` and ``/info``.
+
+    ``/encode`` takes its parameters as a dict (checked against :class:`EncodeParameters` here and
+    by :class:`GatewayOnly`): jina refuses dynamic batching for an endpoint whose parameters are
+    a pydantic model, and config.yml batches concurrent ``/encode`` requests.
 
     Args:
         model: a model name, directory, artifact directory or ``.zip``.
         backend: ``torch``, ``onnx`` or ``onnx-int8``.
-        dtype: ``float32`` or ``bfloat16`` (torch backend).
+        dtype: ``float32``, ``bfloat16`` or ``auto`` (torch backend; ``auto``: bfloat16 where
+            the CPU has native bf16, see :mod:`tunerflow.inference.cpu`).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: texts per forward pass.
+        batch_size: at most this many texts per forward pass.
+        max_tokens: at most this many padded tokens per forward pass (null: no token limit).
         max_length: truncation in tokens (default: the model's).
         threads: compute threads (default: the library's).
         follow: an artifact root to follow (its ``LATEST`` pointer); relative
@@ -42,6 +73,7 @@ class EncoderExecutor(GatewayOnly, Executor):
         dtype: str = "float32",
         device: str = "cpu",
         batch_size: int = 32,
+        max_tokens: Optional[int] = DEFAULT_MAX_TOKENS,
         max_length: Optional[int] = None,
         threads: Optional[int] = None,
         follow: Optional[str] = None,
@@ -58,24 +90,28 @@ class EncoderExecutor(GatewayOnly, Executor):
             dtype=dtype,
             device=device,
             batch_size=batch_size,
+            max_tokens=max_tokens,
             max_length=max_length,
             threads=threads,
         )
         self.served.start_following()
 
     @requests(on="/encode")
-    def encode(self, docs: DocList[LabeledText], parameters: EncodeParameters, **kwargs) -> DocList[LabeledText]:
+    def encode(self, docs: DocList[LabeledText], parameters: Optional[dict] = None, **kwargs) -> DocList[LabeledText]:
         """Set ``embedding`` on every document from its ``text``."""
         if len(docs) == 0:
-            raise DataError("empty request: send at least one document with a text")
+            raise DataError(EMPTY_REQUEST)
+        options = parameters if isinstance(parameters, EncodeParameters) else EncodeParameters(**(parameters or {}))
         model = self.served.current  # one reference for the whole request, even if a swap happens
-        embeddings = model.embed(texts_of_docs(docs), batch_size=parameters.batch_size, normalize=parameters.normalize)
-        for doc, row in zip(docs, embeddings, strict=True):
-            doc.embedding = row
+        texts = docs.text  # one column read; texts_of_docs only to name a document without text
+        if not all(isinstance(text, str) for text in texts):
+            texts_of_docs(docs)
+        embeddings = model.embed(texts, batch_size=options.batch_size, normalize=options.normalize)
+        docs.embedding = list(embeddings)  # column-wise: each document gets a view of its row, no copy
         return docs
 
     @requests
-    def default(self, docs: DocList[LabeledText], parameters: EncodeParameters, **kwargs) -> DocList[LabeledText]:
+    def default(self, docs: DocList[LabeledText], parameters: Optional[dict] = None, **kwargs) -> DocList[LabeledText]:
         """The default endpoint encodes, as ``/encode``."""
         return self.encode(docs, parameters)
 
@@ -90,13 +126,16 @@ class EncoderExecutor(GatewayOnly, Executor):
 
     @requests(on="/info")
     def info(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
-        """What is served: model, backend, spec and, for int8, its cosine to fp32."""
-        return self.served.info()
+        """What is served and how: model, backend, dtype, batching (per forward pass and across
+        requests), the CPU's features, spec and, for int8, its cosine to fp32."""
+        info = self.served.info()
+        dynamic = (getattr(self, "dynamic_batching", None) or {}).get("/encode")
+        info["batching"] = {**info["batching"], "dynamic": dict(dynamic) if dynamic else None}
+        return info
 
     def describe(self) -> dict:
         """Served model and backend settings (for logs and tests)."""
-        current = self.served.current
-        return {**self.served.info(), "dtype": getattr(getattr(current, "dtype", None), "value", "float32")}
+        return self.info(DocList[LabeledText]())
 
     def close(self) -> None:
         self.served.stop()

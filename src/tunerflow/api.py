@@ -28,7 +28,8 @@ def get_model(
         is_onnx: use the ONNX Runtime backend (the artifact's ``model.onnx``).
         backend: ``torch``, ``onnx`` or ``onnx-int8``; overrides ``is_onnx``.
         device: ``cpu``, ``cuda`` or ``cuda:N`` (no silent fallback).
-        options: ``dtype``, ``batch_size``, ``threads``, ``pooling``,
+        options: ``dtype`` (``auto``: bfloat16 where the CPU has native bf16), ``batch_size``,
+            ``max_tokens``, ``threads``, ``pooling``,
             ``normalize``, ``max_length``, ``allow_download``.
     """
     chosen = backend if backend is not None else (Backend.ONNX if is_onnx else Backend.TORCH)

@@ -27,10 +27,12 @@ class Backend(str, Enum):
 
 
 class DType(str, Enum):
-    """Compute precision of the PyTorch backend."""
+    """Compute precision of the PyTorch backend; ``auto``: bfloat16 where the CPU has native bf16
+    (AVX512-BF16 or AMX), else float32 (``tunerflow.inference.cpu.choose_dtype``)."""
 
     FLOAT32 = "float32"
     BFLOAT16 = "bfloat16"
+    AUTO = "auto"
 
 
 def parse_enum(enum: type[E], value: object, what: str) -> E:

@@ -10,6 +10,11 @@ import numpy as np
 from tunerflow.format import Architecture, ArtifactConfig, ModelSpec
 from tunerflow.inference.batching import check_texts, length_sorted_batches, tokenize
 
+# Padded tokens per forward pass by default (rows x longest text of the batch). Measured on 2 AVX-512 cores
+# (bench/RESULTS.md, "Serving overhead"): 1,024 runs as fast as 32 texts a batch; 4,096 at 0.59x, 16,384 at
+# 0.30x (activations leave the cache). Batches of long texts shrink, batches of short ones grow.
+DEFAULT_MAX_TOKENS = 1024
+
 
 class InferenceBackend(ABC):
     """Embeds texts. Subclasses implement :meth:`forward` on one padded batch.
@@ -19,7 +24,8 @@ class InferenceBackend(ABC):
 
     Attributes:
         spec: the model's pooling, normalisation, max length and dimension.
-        batch_size: texts per forward pass unless :meth:`embed` is told otherwise.
+        batch_size: at most this many texts per forward pass unless :meth:`embed` is told otherwise.
+        max_tokens: at most this many padded tokens per forward pass (None: no limit but ``batch_size``).
         name: the backend's name (``torch``, ``onnx``, ``onnx-int8``).
         artifact: the artifact's config when the model came from one, else None.
     """
@@ -33,10 +39,12 @@ class InferenceBackend(ABC):
         architecture: Architecture,
         batch_size: int = 32,
         artifact: ArtifactConfig | None = None,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
     ) -> None:
         self.tokenizer = tokenizer
         self.spec = spec.check(architecture)
         self.batch_size = int(batch_size)
+        self.max_tokens = None if max_tokens is None else int(max_tokens)
         self.artifact = artifact
         self.pad_id = int(tokenizer.pad_token_id or 0)
 
@@ -62,7 +70,7 @@ class InferenceBackend(ABC):
             return output
         token_ids = tokenize(self.tokenizer, texts, self.spec.max_length)
         for positions, input_ids, attention_mask in length_sorted_batches(
-            token_ids, batch_size or self.batch_size, self.pad_id
+            token_ids, batch_size or self.batch_size, self.pad_id, self.max_tokens
         ):
             output[positions] = self.forward(input_ids, attention_mask)
         if self.spec.normalize if normalize is None else normalize:

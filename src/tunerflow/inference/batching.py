@@ -27,24 +27,39 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
 
 
 def length_sorted_batches(
-    token_ids: list[list[int]], batch_size: int, pad_id: int
+    token_ids: list[list[int]], batch_size: int, pad_id: int, max_tokens: int | None = None
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(positions, input_ids, attention_mask)`` for batches of similar lengths.
 
     Sorting by length keeps padding (wasted compute) small; ``positions`` are
-    the indices of the batch's rows in the original order.
+    the indices of the batch's rows in the original order. A batch holds at
+    most ``batch_size`` texts and, when ``max_tokens`` is given, at most
+    ``max_tokens`` padded tokens (rows × its longest text; a text longer than
+    the budget goes alone). So a request's batches depend on its texts, not on
+    how the request was cut: long texts go in small batches, short ones in
+    large batches.
     """
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise DataError(f"max_tokens must be at least 1, got {max_tokens}")
     lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
     order = np.argsort(-lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        positions = order[start : start + batch_size]
-        width = int(lengths[positions].max())
-        input_ids = np.full((len(positions), width), pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(positions), width), dtype=np.int64)
-        for row, position in enumerate(positions):
-            ids = token_ids[position]
-            input_ids[row, : len(ids)] = ids
-            attention_mask[row, : len(ids)] = 1
-        yield positions, input_ids, attention_mask
+    start = 0
+    while start < len(order):
+        width = int(lengths[order[start]])  # the longest of the batch: sorted longest first
+        rows = batch_size if max_tokens is None else max(1, min(batch_size, max_tokens // max(width, 1)))
+        positions = order[start : start + rows]
+        start += len(positions)
+        yield positions, *_padded([token_ids[p] for p in positions], width, pad_id)
+
+
+def _padded(rows: list[list[int]], width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` as int64 ``(input_ids, attention_mask)`` padded on the right to ``width``."""
+    lengths = np.fromiter((len(ids) for ids in rows), dtype=np.int64, count=len(rows))
+    attention_mask = (np.arange(width) < lengths[:, None]).astype(np.int64)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    input_ids[attention_mask.astype(bool)] = np.fromiter(
+        (token for ids in rows for token in ids), dtype=np.int64, count=int(lengths.sum())
+    )
+    return input_ids, attention_mask

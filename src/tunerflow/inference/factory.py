@@ -19,7 +19,8 @@ from tunerflow.artifact import load_artifact, read_artifact_config
 from tunerflow.errors import ConfigError
 from tunerflow.export import save_artifact
 from tunerflow.format import ARTIFACT_CONFIG, Architecture, ArtifactConfig, ModelSpec
-from tunerflow.inference.base import InferenceBackend
+from tunerflow.inference.base import DEFAULT_MAX_TOKENS, InferenceBackend
+from tunerflow.inference.cpu import choose_dtype, cpu_features
 from tunerflow.inference.onnx_backend import OnnxBackend
 from tunerflow.inference.torch_backend import TorchBackend
 from tunerflow.modeling.loading import LoadedModel, describe_backbone_dir, load_backbone_dir
@@ -62,6 +63,7 @@ def open_backend(
     device: str = "cpu",
     dtype: str | DType = DType.FLOAT32,
     batch_size: int = 32,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
     threads: int | None = None,
     pooling: str | Pooling | None = None,
     normalize: bool | None = None,
@@ -70,15 +72,20 @@ def open_backend(
 ) -> InferenceBackend:
     """Load ``model`` and wrap it in the chosen backend.
 
+    ``batch_size`` caps the texts and ``max_tokens`` the padded tokens of one
+    forward pass (see :func:`~tunerflow.inference.batching.length_sorted_batches`).
+
     For ``onnx`` and ``onnx-int8`` the artifact's own ONNX files are used; a
     model without them (a hub model, an artifact saved without ONNX, or one
     asked for with another pooling, which is part of the graph) is exported
     once into the cache (``$TUNERFLOW_CACHE``) and reused.
     """
     backend = parse_enum(Backend, backend, "backend")
-    dtype = parse_enum(DType, dtype, "dtype")
+    dtype = choose_dtype(dtype, backend, cpu_features(), device=device)
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    if max_tokens is not None and int(max_tokens) < 1:
+        raise ConfigError(f"max_tokens must be at least 1 (or None: no token limit), got {max_tokens}")
     if backend is not Backend.TORCH and dtype is not DType.FLOAT32:
         raise ConfigError(f"dtype {dtype.value!r} applies to the torch backend only; ONNX graphs carry their own")
     files = resolve_files(model, allow_download=allow_download)
@@ -86,7 +93,13 @@ def open_backend(
     if backend is Backend.TORCH:
         loaded = files.load(spec)
         return TorchBackend(
-            loaded, device=device, dtype=dtype, batch_size=batch_size, threads=threads, artifact=files.config
+            loaded,
+            device=device,
+            dtype=dtype,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            threads=threads,
+            artifact=files.config,
         )
     from transformers import AutoTokenizer
 
@@ -101,6 +114,7 @@ def open_backend(
         backend=backend,
         device=device,
         batch_size=batch_size,
+        max_tokens=max_tokens,
         threads=threads,
         artifact=files.config,
     )

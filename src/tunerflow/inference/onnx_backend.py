@@ -9,7 +9,7 @@ import numpy as np
 from tunerflow.errors import ConfigError, DeviceError
 from tunerflow.export.onnx_export import run_session
 from tunerflow.format import Architecture, ArtifactConfig, ModelSpec
-from tunerflow.inference.base import InferenceBackend
+from tunerflow.inference.base import DEFAULT_MAX_TOKENS, InferenceBackend
 from tunerflow.options import Backend
 
 
@@ -23,7 +23,8 @@ class OnnxBackend(InferenceBackend):
         architecture: the limits of the exported model (its ``config.json``).
         backend: ``onnx`` or ``onnx-int8``, the backend's name.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: texts per run.
+        batch_size: at most this many texts per run.
+        max_tokens: at most this many padded tokens per run (None: no limit but ``batch_size``).
         threads: intra-op threads (default: onnxruntime's).
         artifact: the config of the artifact the graph belongs to.
     """
@@ -42,12 +43,13 @@ class OnnxBackend(InferenceBackend):
         batch_size: int = 32,
         threads: int | None = None,
         artifact: ArtifactConfig | None = None,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
     ) -> None:
         import onnxruntime as ort
 
         if Backend(backend) is Backend.TORCH:
             raise ConfigError("OnnxBackend runs the onnx and onnx-int8 backends; torch is TorchBackend")
-        super().__init__(tokenizer, spec, architecture, batch_size, artifact)
+        super().__init__(tokenizer, spec, architecture, batch_size, artifact, max_tokens)
         self.name = Backend(backend).value
         self.path = Path(onnx_path)
         providers = _providers(device, ort.get_available_providers())

@@ -7,7 +7,7 @@ import torch
 
 from tunerflow.errors import DeviceError
 from tunerflow.format import ArtifactConfig
-from tunerflow.inference.base import InferenceBackend
+from tunerflow.inference.base import DEFAULT_MAX_TOKENS, InferenceBackend
 from tunerflow.modeling.loading import LoadedModel
 from tunerflow.options import DType, parse_enum
 
@@ -46,8 +46,9 @@ class TorchBackend(InferenceBackend):
         batch_size: int = 32,
         threads: int | None = None,
         artifact: ArtifactConfig | None = None,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
     ) -> None:
-        super().__init__(loaded.tokenizer, loaded.spec, loaded.architecture, batch_size, artifact)
+        super().__init__(loaded.tokenizer, loaded.spec, loaded.architecture, batch_size, artifact, max_tokens)
         self.device = resolve_device(device)
         self.dtype = parse_enum(DType, dtype, "dtype")
         if threads:

@@ -9,6 +9,7 @@ from typing import Any
 
 from tunerflow.artifact.publish import read_latest, served_stack
 from tunerflow.inference import InferenceBackend, open_backend
+from tunerflow.inference.cpu import cpu_features
 from tunerflow.options import Backend
 
 log = logging.getLogger(__name__)
@@ -112,12 +113,17 @@ class ServedModel:
             return {**self.info(), "changed": True}
 
     def info(self) -> dict:
-        """What is served: source, backend, spec, int8 quality when quantised, follow state."""
+        """What is served: source, backend and the path it runs (dtype, batching, the CPU's features),
+        spec, int8 quality when quantised, follow state."""
         current = self.current
         int8 = current.artifact.onnx_int8 if current.artifact and current.name == Backend.ONNX_INT8.value else None
+        dtype = getattr(current, "dtype", None)
         return {
             "model": self.source,
             "backend": current.name,
+            "dtype": dtype.value if dtype is not None else "float32",  # ONNX: the fp32 or int8 graph itself
+            "batching": {"batch_size": current.batch_size, "max_tokens": current.max_tokens},
+            "cpu": cpu_features().to_dict(),
             "spec": current.spec.to_dict(),
             "int8": int8.to_dict() if int8 else None,
             "following": str(self.follow) if self.follow else None,
