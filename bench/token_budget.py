@@ -3,8 +3,9 @@
 Not a test. Embeds the same fixed sample of Quora dev texts in-process with each shape, in turn,
 ``--repeats`` rounds (so drift moves every shape alike); prints sentences/s medians and the ratio
 to the first shape. Rates are texts per CPU second of this process (``--threads 1``, the default
-here: on a shared machine CPU time moves far less with the load than wall time). A shape is ``B`` (at most B texts, no token limit) or ``B/T`` (at most B texts
-and T padded tokens per forward pass). The result picks ``DEFAULT_MAX_TOKENS``.
+here: on a shared machine CPU time moves far less with the load than wall time). A shape is ``B``
+(at most B texts, no token limit) or ``B/T`` (at most B texts and T padded tokens per forward pass).
+The result picks ``DEFAULT_MAX_TOKENS``.
 
     .venv/bin/python bench/token_budget.py --backend torch --texts 1024 --shapes 32 128 4096/1024 4096/4096
 """
@@ -35,7 +36,9 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--shapes", nargs="+", default=["32", "128", "4096/1024", "4096/2048", "4096/4096", "4096/8192"])
+    parser.add_argument(
+        "--shapes", nargs="+", default=["32", "128", "4096/1024", "4096/2048", "4096/4096", "4096/8192"]
+    )
     args = parser.parse_args()
 
     from tunerflow import get_model

@@ -96,7 +96,9 @@ def test_a_long_request_is_cut_by_tokens_and_keeps_its_order(tiny_model_dir):
         model.forward = lambda ids, mask: calls.append(ids.shape) or original(ids, mask)
         out = executor.encode(_docs(texts), {})
         assert [d.id for d in out] == [f"d{i}" for i in range(len(texts))]
-        np.testing.assert_allclose(_matrix(out), np.stack([get_model(tiny_model_dir).embed([t])[0] for t in texts]), atol=1e-5)
+        np.testing.assert_allclose(
+            _matrix(out), np.stack([get_model(tiny_model_dir).embed([t])[0] for t in texts]), atol=1e-5
+        )
         assert len(calls) > 1 and all(rows * width <= 16 or rows == 1 for rows, width in calls)
     finally:
         executor.close()

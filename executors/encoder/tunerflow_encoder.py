@@ -21,7 +21,6 @@ from tunerflow.serving.encoder_params import EncodeParameters
 from tunerflow.serving.internal import GatewayOnly
 from tunerflow.serving.served_model import ServedModel
 
-
 EMPTY_REQUEST = "empty request: send at least one document with a text"
 
 
