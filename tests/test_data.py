@@ -148,3 +148,22 @@ def test_whole_clusters_keeps_every_text_of_a_chosen_label():
     labels = [r[1] for r in shuffled]
     assert all(labels.count(x) == [r[1] for r in rows].count(x) for x in set(labels)) and len(shuffled) >= 3
     assert len(whole_clusters(rows, 100, label=lambda r: r[1], seed=1)) == len(rows)
+
+
+def test_a_label_column_read_as_pairs_is_warned_about(tmp_path):
+    import warnings
+
+    from tunerflow.client.data import labeled_docs
+    from tunerflow.data import CSVOptions
+
+    example = ROOT / "data/examples/text-text_example.csv"  # text,label rows without a header
+    with pytest.warns(UserWarning, match="second column looks like labels"):
+        list(labeled_docs(example))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(list(labeled_docs(example, CSVOptions(is_labeled=True)))) == 2000
+        pairs = tmp_path / "pairs.csv"
+        pairs.write_text(
+            "".join(f"how do i learn topic {i} ?,what is the best way to learn topic {i}\n" for i in range(30))
+        )
+        assert len(list(labeled_docs(pairs))) == 60  # real pairs: no warning

@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import random
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -99,11 +100,21 @@ def _rows(path: Path, options: CSVOptions) -> Iterator[tuple[int, str, str]]:
 def pairs_to_records(pairs: Iterable[tuple[object, object, str, str]]) -> Iterator[Record]:
     """Labelled records from ``(query, document, id, where)`` pairs (see the module's docstring)."""
     labels: dict[str, str] = {}
-    made = 0
+    made = rows = label_like = 0
     for query, document, pair_id, where in pairs:
         for text, part in ((query, "query"), (document, "document")):
             if not isinstance(text, str) or not text.strip():
                 raise DataError(f"{where} has no {part} text")
+        rows += 1
+        label_like += _looks_like_a_label(document)
+        if rows == LABEL_LIKE_ROWS and label_like == rows:
+            warnings.warn(
+                f"the second column looks like labels (e.g. {document!r}), but the data is read as "
+                "(query, document) pairs, as the reference tool reads a two-column CSV; for text,label rows pass "
+                "csv_options=CSVOptions(is_labeled=True) or start the file with the header text,label",
+                UserWarning,
+                stacklevel=2,
+            )
         if query in labels and document in labels:
             continue
         label = labels.get(query) or labels.get(document)
@@ -113,6 +124,14 @@ def pairs_to_records(pairs: Iterable[tuple[object, object, str, str]]) -> Iterat
             if text not in labels:
                 labels[text] = label
                 yield make_record(text, label, f"{pair_id}:{suffix}", where)
+
+
+LABEL_LIKE_ROWS = 20  # the first rows that decide whether pairs look like text,label rows
+
+
+def _looks_like_a_label(text: str) -> bool:
+    """A short word without spaces (``123279``, ``card_lost``): what a label column holds, not a document."""
+    return len(text) <= 40 and not any(c.isspace() for c in text.strip())
 
 
 def read_records(path: str | Path, csv_options: CSVOptions | None = None) -> Iterator[Record]:
