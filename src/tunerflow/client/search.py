@@ -165,11 +165,12 @@ def result_of(response) -> dict:
 def search_docs(data: Any) -> Iterator:
     """``SearchDoc``s from any form ``index`` takes; ids ``item-<n>`` where the data has none."""
     from tunerflow.client.data import labeled_docs
+    from tunerflow.data.csv_options import CSVOptions
     from tunerflow.search.documents import SearchDoc
     from tunerflow.serving.documents import resolve_label
 
-    if isinstance(data, (str, Path)):  # a CSV or JSONL file (labeled_docs names a missing one)
-        for doc in labeled_docs(data):
+    if isinstance(data, (str, Path)):  # a CSV (text,label rows: an index holds texts, not pairs) or JSONL file
+        for doc in labeled_docs(data, CSVOptions(is_labeled=True)):
             yield SearchDoc(id=doc.id, text=doc.text, label=doc.label)
         return
     for position, item in enumerate(data):
