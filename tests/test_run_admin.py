@@ -22,13 +22,17 @@ def _finished(home, name: str, experiment: str = "default", created_at: str = "2
     artifact.mkdir(parents=True)
     (artifact / "tunerflow.json").write_text("{}")
     zip_artifact(artifact)
-    record = RunRecord(name, {"epochs": 1}, experiment_name=experiment, status=RunStatus.FINISHED, created_at=created_at)
+    record = RunRecord(
+        name, {"epochs": 1}, experiment_name=experiment, status=RunStatus.FINISHED, created_at=created_at
+    )
     record.artifact = str(artifact)
     record.save(run_dir)
 
 
 def _files(home, name: str) -> list:
-    return [p for p in (home / "runs" / name, home / "artifacts" / name, home / "artifacts" / f"{name}.zip") if p.exists()]
+    return [
+        p for p in (home / "runs" / name, home / "artifacts" / name, home / "artifacts" / f"{name}.zip") if p.exists()
+    ]
 
 
 def test_deleting_a_run_removes_its_files_and_never_another_runs(tmp_path):
