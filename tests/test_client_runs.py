@@ -14,20 +14,9 @@ jina = pytest.importorskip("jina")
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory, tiny_model_dir):
-    from tests.flows import environment, free_port
-    from tunerflow.client.flow_process import FlowProcess
-    from tunerflow.settings import PROJECT_DIR
+    from tests.flows import train_flow_process
 
-    home = tmp_path_factory.mktemp("client-runs-home")
-    process = FlowProcess(
-        PROJECT_DIR / "flows/train.yml",
-        free_port(),
-        free_port(),
-        log_file=home / "flow.log",
-        env={"TUNERFLOW_HOME": str(home)},
-        uses_with={"encoder": {"model": str(tiny_model_dir), "poll_interval": 0.5}},
-    )
-    with process, environment(TUNERFLOW_API_KEY=process.api_key):
+    with train_flow_process(tmp_path_factory.mktemp("client-runs-home"), tiny_model_dir) as process:
         yield process
 
 

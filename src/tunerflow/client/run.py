@@ -61,21 +61,21 @@ class Run:
     @property
     def config(self) -> dict:
         """The run's options as the tuner stored them (its whole recipe, defaults filled in)."""
-        if self._summary.get("config") is None:
-            self.record()
-        return self._summary["config"]
+        return self._known("config")
 
     @property
     def created_at(self) -> str:
-        if self._summary.get("created_at") is None:
-            self.record()
-        return self._summary["created_at"]
+        return self._known("created_at")
 
     @property
     def description(self) -> str:
-        if self._summary.get("description") is None:
+        return self._known("description")
+
+    def _known(self, key: str):
+        """A fixed fact of the run: from the listing that made this handle, else asked for once."""
+        if self._summary.get(key) is None:
             self.record()
-        return self._summary["description"]
+        return self._summary[key]
 
     @property
     def artifact_id(self) -> str | None:
