@@ -120,7 +120,7 @@ def test_cli_commands(flow, tiny_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", ["demo", "fit", "status", "logs", "metrics", "runs", "cancel", "download", "encode"]
+    "command", ["demo", "fit", "status", "logs", "metrics", "runs", "cancel", "download", "encode", "models", "delete"]
 )
 def test_every_command_has_help(command):
     answer = _cli(command, "--help")
