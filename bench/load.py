@@ -5,7 +5,7 @@ seeded) to ``/encode`` one after the other; all clients run at once. Reported pe
 errors, p50/p99 latency, requests/s and texts/s. Results are appended to bench/results/load.jsonl.
 
     .venv/bin/python bench/load.py --start-flow --clients 16 --requests 1000          # starts flows/train.yml
-    .venv/bin/python bench/load.py --grpc grpc://127.0.0.1:54321 --http http://127.0.0.1:54322 --no-training
+    .venv/bin/python bench/load.py --grpc grpc://127.0.0.1:54321 --http http://127.0.0.1:54322 --scenarios idle
 
 With ``--api-key`` (or ``$TUNERFLOW_API_KEY``) HTTP requests carry ``Authorization: Bearer KEY`` and gRPC
 requests the ``authorization`` metadata ``Bearer KEY``.
@@ -131,7 +131,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=1000, help="requests per client")
     parser.add_argument("--protocols", default="grpc,http")
-    parser.add_argument("--training", action=argparse.BooleanOptionalAction, default=True, help="also under training")
+    parser.add_argument(
+        "--scenarios", default="idle,training", help="idle (no run going), training (a run going), or both"
+    )
     parser.add_argument("--api-key", default=os.environ.get("TUNERFLOW_API_KEY"), help="default $TUNERFLOW_API_KEY")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -142,12 +144,22 @@ def main() -> int:
 
         home = Path(tempfile.mkdtemp(prefix="tunerflow-load-"))
         flow = FlowProcess(
-            ROOT / "flows/train.yml", free_port(), free_port(), home / "flow.log", env={"TUNERFLOW_HOME": str(home)}
+            ROOT / "flows/train.yml",
+            free_port(),
+            free_port(),
+            home / "flow.log",
+            env={"TUNERFLOW_HOME": str(home)},
+            api_key=args.api_key,
         ).start()
-        args.grpc, args.http = flow.grpc_host, flow.http_host
+        args.grpc, args.http, args.api_key = flow.grpc_host, flow.http_host, flow.api_key
     results, run = [], None
+    info = {"command": " ".join(["bench/load.py", *sys.argv[1:]]), "machine": machine()}
     try:
-        for training in [False, True] if args.training else [False]:
+        for protocol in args.protocols.split(","):  # one request each first: a wrong key or host fails loud here
+            target = args.grpc if protocol == "grpc" else args.http
+            if asyncio.run(measure(protocol, target, 1, 1, args.api_key, args.seed))["errors"]:
+                raise SystemExit(f"{protocol}: the first /encode to {target} failed (host, API key?)")
+        for training in [name == "training" for name in args.scenarios.split(",")]:
             if training:
                 run = start_training(args.grpc, args.api_key)
             for protocol in args.protocols.split(","):
@@ -155,15 +167,13 @@ def main() -> int:
                 result = asyncio.run(measure(protocol, target, args.clients, args.requests, args.api_key, args.seed))
                 result["training"] = training
                 results.append(result)
+                append_result(RESULTS, {**result, **info})  # as it comes: a later failure keeps it
                 print(json.dumps(result), flush=True)
     finally:
         if run is not None:
             run.cancel()
         if flow is not None:
             flow.stop()
-    info = {"command": " ".join(["bench/load.py", *sys.argv[1:]]), "machine": machine()}
-    for result in results:
-        append_result(RESULTS, {**result, **info})
     print("| protocol | training | requests | errors | p50 ms | p99 ms | requests/s | texts/s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:

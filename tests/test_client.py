@@ -152,3 +152,13 @@ def test_client_sends_the_key_and_names_a_refusal(flow):
         assert refused.value.status == 401
     denied = _cli("runs", "--host", flow.http_host)
     assert denied.returncode == 0, denied.stderr  # the CLI reads $TUNERFLOW_API_KEY
+
+
+def test_the_host_comes_from_the_environment_when_not_given(monkeypatch):
+    from tunerflow.client.connection import Connection
+
+    monkeypatch.setenv("TUNERFLOW_HOST", "http://10.0.0.7:8080")
+    assert Connection().host == "http://10.0.0.7:8080"
+    assert Connection("http://127.0.0.1:1").host == "http://127.0.0.1:1"  # an explicit host wins
+    monkeypatch.delenv("TUNERFLOW_HOST")
+    assert Connection().host.startswith("grpc://")  # config.yml's client.host

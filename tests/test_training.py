@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -11,7 +12,8 @@ from tunerflow.errors import ConfigError, DataError
 from tunerflow.settings import section
 from tunerflow.training.components import build_loss, build_miner, build_optimizer, loss_names
 from tunerflow.training.recipe import Recipe
-from tunerflow.training.state import learning_rate_at
+from tunerflow.data import LabelBalancedBatches
+from tunerflow.training.state import TrainState, learning_rate_at
 
 
 def test_loss_miner_optimizer_by_name():
@@ -195,3 +197,61 @@ def test_early_stopping_works_without_keep_best():
     assert state.stop_reason == "early stopping"
     assert state.stop_reason is StopReason.EARLY_STOPPING
     assert not selection.restore_best(None, state)  # no best_path: nothing kept, nothing restored
+
+
+def test_the_reference_tools_schedules():
+    rate = learning_rate_at
+    assert rate(0, 100, 0.1, "constant", 1.0) == rate(50, 100, 0.1, "none", 1.0) == 1.0  # no warm-up
+    assert rate(0, 100, 0.1, "constant_with_warmup", 1.0) == pytest.approx(0.1)
+    assert rate(90, 100, 0.1, "constant_with_warmup", 1.0) == 1.0
+    assert rate(55, 100, 0.1, "polynomial", 1.0, lr_end=0.0) == pytest.approx(0.5)
+    assert rate(55, 100, 0.1, "polynomial", 1.0, power=2.0, lr_end=0.0) == pytest.approx(0.25)
+    # one restart: at a quarter of the decay the first wave is half down, at three quarters the second
+    assert rate(10 + 22, 100, 0.1, "cosine_with_restarts", 1.0, num_cycles=2) == pytest.approx(0.5, abs=0.03)
+    assert rate(10 + 45, 100, 0.1, "cosine_with_restarts", 1.0, num_cycles=2) == pytest.approx(1.0, abs=0.01)
+    assert rate(4, 100, 0.1, "linear", 1.0, warmup_steps=5) == 1.0  # num_warmup_steps replaces warmup_ratio
+
+
+def test_scheduler_step_epoch_and_options_move_the_rate():
+    from tunerflow.training.state import scheduled_learning_rate
+
+    recipe = _recipe(scheduler="linear", warmup_ratio=0.0, epochs=4, scheduler_step="epoch")
+    state = TrainState(steps_per_epoch=[10] * 4, step=15, epoch=1)
+    assert scheduled_learning_rate(recipe, state) == pytest.approx(recipe.learning_rate * 0.75)  # epoch 1 of 4
+    recipe = _recipe(scheduler="linear", warmup_ratio=0.0, scheduler_options={"num_training_steps": 20})
+    assert scheduled_learning_rate(recipe, TrainState(steps_per_epoch=[40], step=10)) == pytest.approx(
+        recipe.learning_rate * 0.5
+    )
+    for bad, message in (({"warmup": 1}, "unknown scheduler option"), ({"num_cycles": "x"}, "must be a number"),
+                         ({"num_warmup_steps": 1.5}, "whole number"), ({"scheduler_step": "epoch"}, "its own option")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            _recipe(scheduler_options=bad)
+
+
+def test_random_sampler_ignores_labels_and_val_split_holds_out_whole_labels():
+    from tunerflow.data.sampler import RandomBatches, held_out_labels
+
+    labels = np.repeat(np.arange(10), 4)
+    held = held_out_labels(labels, 0.3, seed=1)
+    assert len(set(labels[held])) == 3 and not set(labels[held]) & set(labels[~held])
+    batches = RandomBatches(labels, 8, seed=1, keep=~held).epoch(0)
+    positions = np.concatenate(batches)
+    assert sorted(positions) == sorted(np.flatnonzero(~held)) and max(len(b) for b in batches) == 8
+    balanced = LabelBalancedBatches(labels, 8, 4, seed=1, keep=~held).epoch(0)
+    assert not set(np.concatenate(balanced)) & set(np.flatnonzero(held))
+
+
+def test_num_workers_prepare_the_same_inputs(tmp_path, tiny_model_dir):
+    from tests.training_helpers import toy_manager, toy_setup
+
+    manager = toy_manager(tmp_path, start_worker=False)
+    try:
+        prepared = {}
+        for workers in (0, 3):
+            setup, _ = toy_setup(manager, tiny_model_dir, num_workers=workers)
+            batches = setup.batches(0)
+            prepared[workers] = [(i.index, i.labels.tolist(), [c[1].tolist() for c in i.chunks])
+                                 for i in setup.step_inputs(batches, 1)]  # fmt: skip
+    finally:
+        manager.close()
+    assert prepared[0] == prepared[3] and prepared[0][0][0] == 1

@@ -41,20 +41,23 @@ _LAZY = {
     "rollback": "tunerflow.client",
     "served": "tunerflow.client",
     "Run": "tunerflow.client",
-    "EvaluationCallback": "tunerflow.client",
+    "EvaluationCallback": "tunerflow.callback",
+    "CSVOptions": "tunerflow.data.csv_options",
     "index": "tunerflow.client.search",
     "search_status": "tunerflow.client.search",
     "SearchMatch": "tunerflow.client.search",
 }
 
-__all__ = ["__version__", *_LAZY, "search"]
+__all__ = ["__version__", *_LAZY, "search", "callback"]
 
 
 def __getattr__(name: str) -> Any:
     """Import heavy modules (torch, transformers) on first use, not at ``import tunerflow``."""
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name == "callback":  # ``tunerflow.callback``, as ``finetuner.callback``
+        return importlib.import_module("tunerflow.callback")
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tunerflow' has no attribute {name!r}")
 

@@ -45,11 +45,51 @@ def parse_enum(enum: type[E], value: object, what: str) -> E:
 
 
 class Scheduler(str, Enum):
-    """How the learning rate moves after the warm-up (see ``training.state.learning_rate_at``)."""
+    """How the learning rate moves (see ``training.state.learning_rate_at``); the names of transformers'
+    ``get_scheduler``, which the reference tool passes its ``scheduler`` to.
+
+    Every schedule but ``constant`` and ``none`` warms up first (``warmup_ratio``, or
+    ``scheduler_options.num_warmup_steps``); ``constant`` and ``none`` keep ``learning_rate`` throughout.
+    """
 
     LINEAR = "linear"
     COSINE = "cosine"
     CONSTANT = "constant"
+    COSINE_WITH_RESTARTS = "cosine_with_restarts"
+    POLYNOMIAL = "polynomial"
+    CONSTANT_WITH_WARMUP = "constant_with_warmup"
+    NONE = "none"
+
+
+class SchedulerStep(str, Enum):
+    """What the learning-rate schedule counts: optimizer steps (``batch``) or epochs."""
+
+    BATCH = "batch"
+    EPOCH = "epoch"
+
+
+class Sampler(str, Enum):
+    """How batches are drawn: ``class`` (m texts per label), ``random`` (labels ignored), ``auto`` (class)."""
+
+    AUTO = "auto"
+    CLASS = "class"
+    RANDOM = "random"
+
+
+class MonitorMode(str, Enum):
+    """Whether the monitored value improves up (``max``) or down (``min``); ``auto``: min for losses."""
+
+    AUTO = "auto"
+    MIN = "min"
+    MAX = "max"
+
+
+class Distance(str, Enum):
+    """How evaluation ranks the index for a query."""
+
+    COSINE = "cosine"
+    EUCLIDEAN = "euclidean"
+    SQEUCLIDEAN = "sqeuclidean"
 
 
 class Precision(str, Enum):

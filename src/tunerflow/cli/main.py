@@ -18,7 +18,9 @@ from tunerflow.options import Precision
 
 
 def _host(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="the Flow, e.g. grpc://127.0.0.1:54321 (default: config.yml client.host)")
+    parser.add_argument(
+        "--host", help="the Flow, e.g. grpc://127.0.0.1:54321 (default: $TUNERFLOW_HOST, else config.yml client.host)"
+    )
 
 
 def _run_option_flags(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("train", help="training data: CSV (text,label) or JSONL (text, label), or a stored dataset")
     fit.add_argument("--query", help="evaluation queries (same formats)")
     fit.add_argument("--index", help="evaluation index (default: the queries are their own index)")
+    fit.add_argument(
+        "--pairs", action="store_true", help="the CSV files hold query,document pairs (default: text,label rows)"
+    )
     _run_option_flags(fit)
     fit.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other run option (YAML value)"
@@ -146,6 +151,7 @@ def cmd_demo(args) -> int:
 
 def cmd_fit(args) -> int:
     from tunerflow.client import EvaluationCallback, fit
+    from tunerflow.data import CSVOptions
     from tunerflow.training.recipe import Recipe
 
     options: dict[str, Any] = {}
@@ -161,8 +167,16 @@ def cmd_fit(args) -> int:
             if getattr(args, option.name, None) is not None
         }
     )
-    callbacks = [EvaluationCallback(args.query, args.index, options.pop("eval_limit", None))] if args.query else []
-    run = fit(options.pop("model", None), args.train, callbacks=callbacks, host=args.host, **options)
+    evaluation = {key: options.pop(f"eval_{key}", None) for key in ("limit", "batch_size", "exclude_self", "distance")}
+    callbacks = [EvaluationCallback(args.query, args.index, **evaluation)] if args.query else []
+    run = fit(
+        options.pop("model", None),
+        args.train,
+        callbacks=callbacks,
+        csv_options=CSVOptions(is_labeled=not args.pairs),
+        host=args.host,
+        **options,
+    )
     print(f"started run {run.name} ({run.status()['status']})")
     if args.follow:
         for line in run.stream_logs():

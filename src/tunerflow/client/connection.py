@@ -25,6 +25,7 @@ from tunerflow.settings import section
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "TUNERFLOW_API_KEY"
+HOST_ENV = "TUNERFLOW_HOST"
 # The gateway's REST side takes at most this many documents per request (it forwards them in chunks).
 HTTP_MAX_DOCS = 10_000
 HTTP_TIMEOUT = 600.0
@@ -52,7 +53,8 @@ def max_request_docs(host: str, wanted: int) -> int:
 
 
 def default_host() -> str:
-    return str(section("client").get("host", "grpc://127.0.0.1:54321"))
+    """``$TUNERFLOW_HOST``, else config.yml's ``client.host``: a ported script needs no ``host=`` on each call."""
+    return os.environ.get(HOST_ENV) or str(section("client").get("host", "grpc://127.0.0.1:54321"))
 
 
 def default_chunk_size() -> int:
@@ -63,7 +65,8 @@ class Connection:
     """A client for one host, with the tuner's answers unwrapped.
 
     Args:
-        host: ``grpc://HOST:PORT`` or ``http://HOST:PORT`` (default: config.yml's ``client.host``).
+        host: ``grpc://HOST:PORT`` or ``http://HOST:PORT`` (default: ``$TUNERFLOW_HOST``, else config.yml's
+            ``client.host``).
         api_key: the API key (default: ``$TUNERFLOW_API_KEY``).
     """
 

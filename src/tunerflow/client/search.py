@@ -54,7 +54,7 @@ def index(
     Args:
         data: a DocList (``text``, optional ``label`` or ``tags['finetuner_label']``, ``tags``), a list of
             ``(text, label)`` pairs or of strings, or a CSV (``text,label``) / JSONL path.
-        host: the Flow (default: config.yml's ``client.host``).
+        host: the Flow (default: ``$TUNERFLOW_HOST``, else config.yml's ``client.host``).
         update: replace documents whose id is stored already (``/update``) instead of refusing them.
         chunk_size: documents per request (at most 100 over HTTP).
         progress: show a progress bar (default: when stderr is a terminal).
@@ -92,7 +92,7 @@ def search(
         queries: texts.
         limit: matches per query (default 10, at most the index size; 1 to 1000).
         filter: exact-match filter, ``{"label": "3"}`` or ``{"tags": {"lang": "en"}}``.
-        host: the Flow (default: config.yml's ``client.host``).
+        host: the Flow (default: ``$TUNERFLOW_HOST``, else config.yml's ``client.host``).
         batch_size: queries per request (at most 100 over HTTP).
     """
     from tunerflow.search.documents import SearchDoc

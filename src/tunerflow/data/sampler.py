@@ -64,13 +64,15 @@ class LabelBalancedBatches:
         batch_size: texts per batch; at least ``2 * m``, so a batch holds two labels.
         m: texts per label in a batch (``num_items_per_class``).
         seed: with the epoch number, fixes the order.
+        keep: the records to batch (a boolean mask over ``labels``); None: all of them.
     """
 
-    def __init__(self, labels: np.ndarray, batch_size: int, m: int, seed: int) -> None:
+    def __init__(self, labels: np.ndarray, batch_size: int, m: int, seed: int, keep: np.ndarray | None = None) -> None:
         check_m_per_class(batch_size, m)
         self.batch_size, self.m, self.seed = int(batch_size), int(m), int(seed)
         labels = np.asarray(labels)
-        order = np.argsort(labels, kind="stable")
+        positions = np.arange(len(labels)) if keep is None else np.flatnonzero(keep)
+        order = positions[np.argsort(labels[positions], kind="stable")]
         _, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
         self.groups = [order[s : s + c] for s, c in zip(starts, counts, strict=True) if c >= 2]
         if len(self.groups) < 2:
@@ -124,3 +126,36 @@ class LabelBalancedBatches:
             place(index)
         flush()
         return batches
+
+
+class RandomBatches:
+    """Batches of ``batch_size`` records drawn at random, labels ignored (``sampler: random``).
+
+    A batch may hold no positive pair; the losses then contribute nothing for it. Same interface as
+    :class:`LabelBalancedBatches`: ``epoch(n)`` is the same every time for the same seed.
+    """
+
+    def __init__(self, labels: np.ndarray, batch_size: int, seed: int, keep: np.ndarray | None = None) -> None:
+        labels = np.asarray(labels)
+        self.positions = np.arange(len(labels)) if keep is None else np.flatnonzero(keep)
+        if len(self.positions) < 2:
+            raise DataError(f"the training data has {len(self.positions)} text(s); a batch needs at least two")
+        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.groups = [self.positions[labels[self.positions] == label] for label in np.unique(labels[self.positions])]
+        self.usable, self.unused = len(self.positions), 0
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        shuffled = np.random.default_rng([self.seed, epoch]).permutation(self.positions)
+        batches = [shuffled[start : start + self.batch_size] for start in range(0, len(shuffled), self.batch_size)]
+        return [batch for batch in batches if len(batch) >= 2]
+
+
+def held_out_labels(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """A boolean mask of the records whose labels (whole labels, a ``share`` of them, at least one) are held out."""
+    labels = np.asarray(labels)
+    if share <= 0:
+        return np.zeros(len(labels), dtype=bool)
+    names = np.unique(labels)
+    count = min(len(names), max(1, round(share * len(names))))
+    chosen = np.random.default_rng([seed, 7]).choice(names, size=count, replace=False)
+    return np.isin(labels, chosen)

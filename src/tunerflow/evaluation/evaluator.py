@@ -40,6 +40,7 @@ def evaluate(
     limit: int = 20,
     exclude_self: bool = True,
     prefix: str = METRIC_PREFIX,
+    distance: str = "cosine",
 ) -> dict[str, float]:
     """Mean of each metric over all queries, named by :func:`metric_key` (``<prefix>_<metric>``).
 
@@ -49,10 +50,16 @@ def evaluate(
         limit: matches retrieved per query.
         exclude_self: drop a match with the query's own id before keeping ``limit``.
         prefix: the evaluated model's prefix in the metric names.
+        distance: ``cosine`` (on unit vectors), ``euclidean`` or ``sqeuclidean`` (on the embeddings as they
+            come: with a normalising model all three rank alike).
     """
-    queries = _unit(embed(data.query_texts))
+    distance = getattr(distance, "value", distance)
+    if distance not in ("cosine", "euclidean", "sqeuclidean"):
+        raise ValueError(f"unknown distance {distance!r}")  # the recipe's Distance enum lists the three
+    prepare = _unit if distance == "cosine" else _float32
+    queries = prepare(embed(data.query_texts))
     if data.has_index:
-        index = _unit(embed(data.index_texts))
+        index = prepare(embed(data.index_texts))
         index_ids, index_labels = data.index_ids, data.index_labels
     else:
         index, index_ids, index_labels = queries, data.query_ids, data.query_labels
@@ -60,7 +67,7 @@ def evaluate(
     label_counts = Counter(index_labels)
     id_position = {doc_id: position for position, doc_id in enumerate(index_ids)}
     for start in range(0, len(queries), _CHUNK):
-        similarity = queries[start : start + _CHUNK] @ index.T
+        similarity = _scores(queries[start : start + _CHUNK], index, distance)
         for row, scores in enumerate(similarity):
             q = start + row
             own = id_position.get(data.query_ids[q]) if exclude_self else None
@@ -83,6 +90,20 @@ def top_matches(scores: np.ndarray, limit: int, skip: int | None = None) -> list
     candidates = np.flatnonzero(negated <= threshold)
     ordered = candidates[np.lexsort((candidates, negated[candidates]))]
     return [int(m) for m in ordered if m != skip][:limit]
+
+
+def _scores(queries: np.ndarray, index: np.ndarray, distance: str) -> np.ndarray:
+    """Higher is closer: the cosine similarity, or the negated (squared) euclidean distance."""
+    products = queries @ index.T
+    if distance == "cosine":
+        return products
+    squared = (queries**2).sum(1)[:, None] - 2 * products + (index**2).sum(1)[None, :]
+    squared = np.maximum(squared, 0.0)
+    return -(np.sqrt(squared) if distance == "euclidean" else squared)
+
+
+def _float32(matrix: np.ndarray) -> np.ndarray:
+    return np.asarray(matrix, dtype=np.float32)
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:

@@ -15,17 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from tunerflow.artifact import LoadedModel, load_model
-from tunerflow.data.sampler import LabelBalancedBatches
+from tunerflow.data.sampler import LabelBalancedBatches, RandomBatches, held_out_labels
 from tunerflow.data.store import DatasetStore
-from tunerflow.errors import ConfigError
+from tunerflow.errors import ArtifactError, ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
 from tunerflow.export import save_artifact
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
 from tunerflow.modeling.sources import ModelSource
-from tunerflow.options import DType, Precision
+from tunerflow.options import DType, Precision, Sampler
 from tunerflow.runs.gate import Decision, decide
 from tunerflow.runs.plot import plot_run
 from tunerflow.runs.record import RunStatus
@@ -37,8 +38,9 @@ from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.selection import Selection
 from tunerflow.training.state import StopReason, TrainSetup, TrainState
+from tunerflow.training.validation import ValidationLoss, validation_batches
+from tunerflow.training.weights import interpolate_weights, weights_copy
 
-EVAL_BATCH_SIZE = 128
 STOP_CHECK_TEXTS = 512  # evaluation embeds this many texts between two looks at the cancel flag
 
 
@@ -93,10 +95,36 @@ def check_recipe(recipe: Recipe, datasets: DatasetStore) -> None:
     if recipe.precision == Precision.FP16 and device.type != "cuda":
         raise ConfigError("precision fp16 needs a CUDA device; on the CPU use fp32 or bf16")
     train_set = datasets.get(recipe.train_data)
-    LabelBalancedBatches(train_set.labels(), recipe.batch_size, recipe.num_items_per_class, recipe.seed)
-    for name in (recipe.eval_query_data, recipe.eval_index_data):
+    labels = train_set.labels()
+    held_out = validation_held_out(recipe, labels)
+    make_sampler(recipe, labels, ~held_out)
+    for name in (recipe.eval_query_data, recipe.eval_index_data, recipe.eval_data):
         if name is not None and len(datasets.get(name)) == 0:
             raise ConfigError(f"evaluation dataset {name!r} is empty")
+    if recipe.eval_data:
+        validation_batches(_BatchRules(recipe), datasets.get(recipe.eval_data).labels())
+    elif held_out.any():
+        validation_batches(_BatchRules(recipe), labels, held_out)
+
+
+@dataclass
+class _BatchRules:
+    """What :func:`validation_batches` reads of a setup, for checking before one is built."""
+
+    recipe: Recipe
+
+
+def validation_held_out(recipe: Recipe, labels: np.ndarray) -> np.ndarray:
+    """The records of ``train_data`` held out for val_loss (``val_split`` of its labels; none with eval_data)."""
+    share = 0.0 if recipe.eval_data else recipe.val_split
+    return held_out_labels(labels, share, recipe.seed)
+
+
+def make_sampler(recipe: Recipe, labels: np.ndarray, keep: np.ndarray) -> LabelBalancedBatches | RandomBatches:
+    """The training batches of ``recipe.sampler`` over the records in ``keep``."""
+    if recipe.sampler == Sampler.RANDOM:
+        return RandomBatches(labels, recipe.batch_size, recipe.seed, keep)
+    return LabelBalancedBatches(labels, recipe.batch_size, recipe.num_items_per_class, recipe.seed, keep)
 
 
 def evaluation_set(recipe: Recipe, datasets: DatasetStore) -> EvaluationSet | None:
@@ -127,7 +155,7 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
         device = torch.device("cuda", world.local_rank)
     dataset = datasets.get(recipe.train_data)
     labels = dataset.labels()
-    sampler = LabelBalancedBatches(labels, recipe.batch_size, recipe.num_items_per_class, recipe.seed)
+    sampler = make_sampler(recipe, labels, ~validation_held_out(recipe, labels))
     model = loaded.model.to(device)
     loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
     miner = build_miner(recipe.miner, recipe.miner_options)
@@ -207,25 +235,15 @@ def _execute(run: RunContext) -> RunOutcome:
         return run_launched(run)
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
-    loaded = load_model(run.model or recipe.model, pooling=recipe.pooling, max_length=recipe.max_length)
+    loaded = load_model(model_source(run), pooling=recipe.pooling, max_length=recipe.max_length)
     setup = build_setup(recipe, run.datasets, loaded)
+    start_weights = weights_copy(setup.model) if recipe.wiseft_alpha is not None else None  # before a resume
     checkpoint_dir = run.directory / "checkpoint"
     state = resume_state(checkpoint_dir, setup, log, lambda: check_stop(run))
-    eval_set = evaluation_set(recipe, run.datasets)
     spec = loaded.spec
     run.progress = Progress(log, sink=run.progress_sink)
-    selection = None
-    if eval_set is not None:
-        dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
-        embedder = TorchBackend(loaded, device=str(setup.device), dtype=dtype, batch_size=EVAL_BATCH_SIZE)
-
-        def current_metrics() -> dict:
-            setup.model.eval()  # the loop puts it back in training mode at the next epoch
-            return evaluate(stoppable(embedder.embed, run), eval_set, limit=recipe.eval_limit)
-
-        best_path = run.directory / "best.safetensors" if recipe.keep_best else None
-        selection = Selection(current_metrics, recipe.best_metric, log, best_path, recipe.early_stopping_patience)
-    callbacks = [run.progress, Cancel(run.stop_reason), Checkpoint(checkpoint_dir, log)]
+    selection = build_selection(run, setup, loaded)
+    callbacks = [run.progress, Cancel(run.stop_reason), Checkpoint(checkpoint_dir, log, keep=recipe.keep_checkpoints)]
     started = time.monotonic()
     train(setup, state, callbacks, selection)
     if state.stop_reason is StopReason.CANCELLED:
@@ -234,6 +252,9 @@ def _execute(run: RunContext) -> RunOutcome:
         return RunOutcome(RunStatus.STARTED, summarize(state, recipe))
     if selection is not None:
         selection.restore_best(setup.model, state)
+    if start_weights is not None:
+        interpolate_weights(setup.model, start_weights, recipe.wiseft_alpha)
+        log.info("WiSE-FT: %.3g * tuned + %.3g * starting weights", recipe.wiseft_alpha, 1 - recipe.wiseft_alpha)
     metrics = summarize(state, recipe)
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
     if not setup.world.is_main:
@@ -243,6 +264,66 @@ def _execute(run: RunContext) -> RunOutcome:
     decision = decide(recipe.publish, metrics)
     log.info("%s", "to be served: " + decision.reason if decision.promote else decision.reason)
     return RunOutcome(RunStatus.FINISHED, metrics, artifact, decision)
+
+
+def model_source(run: RunContext) -> ModelSource | str | Path:
+    """What the run fine-tunes: ``model_artifact`` (a finished run's artifact here), else the resolved model."""
+    recipe = run.recipe
+    if recipe.model_artifact is None:
+        return run.model or recipe.model
+    artifact = run.artifacts / recipe.model_artifact
+    if not artifact.is_dir():
+        raise ArtifactError(
+            f"model_artifact {recipe.model_artifact!r}: no finished run of that name has an artifact here",
+            str(artifact),
+        )
+    run.log.info("continuing from the artifact of run %s (model %s is not used)", recipe.model_artifact, recipe.model)
+    return artifact
+
+
+def build_selection(run: RunContext, setup: TrainSetup, loaded: LoadedModel) -> Selection | None:
+    """The evaluation after each epoch (retrieval metrics, val_loss) and the monitor's decisions; None: none."""
+    recipe = run.recipe
+    if not recipe.selects:
+        return None  # nothing to evaluate
+    eval_set = evaluation_set(recipe, run.datasets)
+    validation = None
+    if recipe.eval_data:
+        validation = ValidationLoss(setup, run.datasets.get(recipe.eval_data))
+    elif recipe.val_split > 0:
+        validation = ValidationLoss(setup, setup.dataset, validation_held_out(recipe, setup.labels))
+    embedder = None
+    if eval_set is not None:
+        dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
+        embedder = TorchBackend(loaded, device=str(setup.device), dtype=dtype, batch_size=recipe.eval_batch_size)
+
+    def current_metrics() -> dict:
+        setup.model.eval()  # the loop puts it back in training mode at the next epoch
+        metrics = {}
+        if embedder is not None:
+            metrics = evaluate(
+                stoppable(embedder.embed, run),
+                eval_set,
+                limit=recipe.eval_limit,
+                exclude_self=recipe.eval_exclude_self,
+                distance=recipe.eval_distance,
+            )
+        if validation is not None:
+            check_stop(run, local=True)
+            metrics["val_loss"] = validation()
+        return metrics
+
+    best_path = run.directory / "best.safetensors" if recipe.keep_best else None
+    return Selection(
+        current_metrics,
+        recipe.monitored,
+        run.log,
+        best_path,
+        recipe.early_stopping_patience,
+        minimise=recipe.monitor_minimises,
+        min_delta=recipe.early_stopping_min_delta,
+        baseline=recipe.early_stopping_baseline,
+    )
 
 
 def resume_state(

@@ -21,11 +21,22 @@ def plot_run(state: TrainState, primary: str, path: Path) -> Path:
     loss_axis.plot(range(1, len(state.step_losses) + 1), state.step_losses, linewidth=0.8)
     loss_axis.set(title="training loss", xlabel="step", ylabel="loss")
     epochs = [e["epoch"] for e in state.evaluations]
+    val_losses = [e["metrics"].get("val_loss") for e in state.evaluations]
+    if epochs and None not in val_losses:  # validation data (eval_data, val_split): on the loss's axis
+        loss_axis.plot(
+            [e * len(state.step_losses) / max(epochs[-1], 1) for e in epochs],
+            val_losses,
+            "o-",
+            label="val_loss (at epoch ends)",
+        )
+        loss_axis.legend(fontsize=8)
+    plotted = False
     for key in dict.fromkeys(metric_key(name) for name in (primary, *_SHOWN)):
         values = [e["metrics"].get(key) for e in state.evaluations]
         if epochs and None not in values:
             metric_axis.plot(epochs, values, marker="o", label=key)
-    if epochs:
+            plotted = True
+    if plotted:
         metric_axis.legend(fontsize=8)
     metric_axis.set(title="retrieval metrics (epoch 0: before)", xlabel="epoch")
     figure.tight_layout()

@@ -139,15 +139,29 @@ class Checkpoint(Callback):
 
     After each epoch, and when the loop stops mid-epoch (cancelled or shut
     down), so that a resumed run goes on at the next batch. A process killed
-    outright resumes from its last epoch's checkpoint.
+    outright resumes from its last epoch's checkpoint. With ``keep`` above 1, a copy of each
+    epoch's checkpoint is kept next to it (``checkpoint-epoch-N``), the last ``keep`` epochs'.
     """
 
-    def __init__(self, directory: Path, log: logging.Logger) -> None:
-        self.directory, self.log = directory, log
+    def __init__(self, directory: Path, log: logging.Logger, keep: int = 1) -> None:
+        self.directory, self.log, self.keep = directory, log, keep
 
     def on_epoch_end(self, setup, state):
         self._save(setup, state)
         self.log.info("checkpoint saved after epoch %d (step %d)", state.epoch, state.step)
+        if self.keep > 1 and setup.world.is_main:
+            self._keep_epoch(state.epoch)
+
+    def _keep_epoch(self, epoch: int) -> None:
+        import shutil
+
+        copy = self.directory.with_name(f"{self.directory.name}-epoch-{epoch}")
+        shutil.copytree(self.directory, copy, dirs_exist_ok=True)
+        kept = sorted(
+            self.directory.parent.glob(f"{self.directory.name}-epoch-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])
+        )
+        for old in kept[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def on_train_end(self, setup, state):
         if state.batch_in_epoch:  # stopped mid-epoch

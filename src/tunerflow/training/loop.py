@@ -6,7 +6,7 @@ import torch
 
 from tunerflow.training.callbacks import Callback, fire
 from tunerflow.training.selection import Selection
-from tunerflow.training.state import TrainSetup, TrainState, learning_rate_at
+from tunerflow.training.state import TrainSetup, TrainState, scheduled_learning_rate
 
 
 def train(
@@ -34,10 +34,9 @@ def train(
         model.train()
         losses = []  # kept on the device: calling .item() every step would sync with the GPU
         for inputs in setup.step_inputs(batches, state.batch_in_epoch):  # this rank's share, tokenised once
+            rate = scheduled_learning_rate(recipe, state)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(
-                    state.step, state.total_steps, recipe.warmup_ratio, recipe.scheduler, recipe.learning_rate
-                )
+                group["lr"] = rate
             local = torch.empty((inputs.share, model.dimension), device=setup.device)
             for rows, input_ids, attention_mask in inputs.chunks:  # similar lengths: little padding
                 with torch.autocast(

@@ -18,7 +18,7 @@ from tunerflow.data.sampler import check_m_per_class
 from tunerflow.data.store import check_name
 from tunerflow.errors import ConfigError
 from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key
-from tunerflow.options import Pooling, Precision, PublishPolicy, Scheduler
+from tunerflow.options import Distance, MonitorMode, Pooling, Precision, PublishPolicy, Sampler, Scheduler, SchedulerStep
 from tunerflow.training.option_spec import Option, declared_options, option
 
 
@@ -27,6 +27,29 @@ def _best_metric(value: str) -> str:
     if key.removeprefix(f"{METRIC_PREFIX}_") not in METRIC_NAMES:
         raise ConfigError(f"unknown best_metric {value!r}; choose one of: {', '.join(METRIC_NAMES)}")
     return key
+
+
+LOSS_MONITORS = ("val_loss", "train_loss")
+
+
+def _monitor(value: str) -> str:
+    if value in LOSS_MONITORS:
+        return value
+    try:
+        return _best_metric(value)
+    except ConfigError:
+        choices = ", ".join((*LOSS_MONITORS, *METRIC_NAMES))
+        raise ConfigError(f"unknown monitor {value!r}; choose one of: {choices}") from None
+
+
+def _run_name(value: str) -> str:
+    return check_name(value, "run")
+
+
+def _scheduler_options(value: dict) -> dict:
+    from tunerflow.training.state import check_scheduler_options  # torch
+
+    return check_scheduler_options(value)
 
 
 def _device(value: str) -> str:
@@ -70,7 +93,18 @@ class Recipe:
         "texts per optimizer step, at least 2 * num_items_per_class (bounded by memory)", minimum=4, maximum=65536
     )
     num_items_per_class: int = option("m: texts per label in each batch", minimum=2, maximum=1024)
-    scheduler: Scheduler = option("learning-rate schedule after the warm-up")
+    sampler: Sampler = option("batches: class (num_items_per_class texts per label), random (labels ignored); auto: class")
+    num_workers: int = option(
+        "threads preparing the next batches while the model trains; 0: prepared in the loop", minimum=0, maximum=64
+    )
+    scheduler: Scheduler = option(
+        "learning-rate schedule (transformers' names); all but constant and none warm up first"
+    )
+    scheduler_options: dict[str, Any] = option(
+        "num_warmup_steps, num_training_steps, num_cycles, power, lr_end (as transformers' schedules)",
+        check=_scheduler_options,
+    )
+    scheduler_step: SchedulerStep = option("what the schedule counts: optimizer steps (batch) or epochs")
     warmup_ratio: float = option(
         "share of the steps spent warming up the learning rate", minimum=0, maximum=1, below=True
     )
@@ -101,17 +135,52 @@ class Recipe:
     rdzv_endpoint: str | None = option(
         "host:port of the c10d rendezvous the nodes meet at; null with one node (a local one)", check=_endpoint
     )
+    model_artifact: str | None = option(
+        "continue training a finished run's artifact (its run name) instead of model; null: model", check=_run_name
+    )
+    eval_data: str | None = option(
+        "stored labelled dataset whose loss is val_loss after every epoch; null: none (see val_split)", dataset=True
+    )
+    val_split: float = option(
+        "share of train_data's labels (whole labels) held out for val_loss when there is no eval_data",
+        minimum=0,
+        maximum=1,
+        below=True,
+    )
     eval_query_data: str | None = option("stored dataset of evaluation queries; null: no evaluation", dataset=True)
     eval_index_data: str | None = option(
         "stored dataset searched by the queries; null: the queries themselves", dataset=True
     )
     eval_limit: int = option("matches per query, the metrics' k (bounded: evaluation time)", minimum=1, maximum=10000)
+    eval_batch_size: int = option("texts per forward pass when evaluating", minimum=1, maximum=65536)
+    eval_exclude_self: bool = option("a query is not its own match (when it is also in the index)")
+    eval_distance: Distance = option("how evaluation ranks the index: cosine, or (squared) euclidean on raw embeddings")
     best_metric: str = option(
         f"the primary metric, for the best epoch and early stopping: {', '.join(METRIC_NAMES)}", check=_best_metric
     )
-    keep_best: bool = option("publish the best epoch, not the last (when evaluation is on)")
+    monitor: str | None = option(
+        "what picks the best epoch and stops early: val_loss, train_loss or a metric; "
+        "null: best_metric with eval_query_data, else val_loss",
+        check=_monitor,
+    )
+    monitor_mode: MonitorMode = option("monitor improves upwards (max) or downwards (min); auto: min for losses")
+    keep_best: bool = option("publish the best epoch, not the last (when there is a monitor)")
     early_stopping_patience: int | None = option(
         "stop after this many epochs without improvement; null: never", minimum=1, maximum=1000
+    )
+    early_stopping_min_delta: float = option(
+        "the least change of monitor that counts as an improvement", minimum=0, maximum=1e6
+    )
+    early_stopping_baseline: float | None = option(
+        "the value monitor must beat; null: its first epoch's", minimum=-1e9, maximum=1e9
+    )
+    keep_checkpoints: int = option(
+        "epoch checkpoints kept in the run's directory (checkpoint-epoch-N); 1: only the latest", minimum=1, maximum=1000
+    )
+    wiseft_alpha: float | None = option(
+        "WiSE-FT after training: alpha * tuned + (1 - alpha) * starting weights; null: the tuned weights",
+        minimum=0,
+        maximum=1,
     )
     to_onnx: bool = option("also export the model to ONNX")
     int8: bool = option("also export an int8-quantised ONNX model (implies to_onnx)")
@@ -119,9 +188,7 @@ class Recipe:
         "when the artifact is served: if_better (after not below before on best_metric; "
         "a run without evaluation waits for /runs/promote), auto (always), manual (only by /runs/promote)"
     )
-    run_name: str | None = option(
-        "the run's name; null: one is made up", default=None, per_run=True, check=lambda v: check_name(v, "run")
-    )
+    run_name: str | None = option("the run's name; null: one is made up", default=None, per_run=True, check=_run_name)
     experiment_name: str = option(
         "a group of runs", default="default", per_run=True, check=lambda v: check_name(v, "experiment")
     )
@@ -165,11 +232,7 @@ class Recipe:
         check_m_per_class(self.batch_size, self.num_items_per_class)
         if self.eval_index_data and not self.eval_query_data:
             raise ConfigError("eval_index_data needs eval_query_data (the queries)")
-        if self.early_stopping_patience and not self.eval_query_data:
-            raise ConfigError(
-                "early_stopping_patience stops by evaluation: give eval_query_data (and eval_index_data), "
-                "or set early_stopping_patience: null"
-            )
+        self._check_monitor()
         self._check_world()
         from tunerflow.training.components import check_components  # torch and pytorch-metric-learning
 
@@ -177,6 +240,46 @@ class Recipe:
             self.loss, self.loss_options, self.miner, self.miner_options, self.optimizer, self.optimizer_options
         )
         self.to_onnx = self.to_onnx or self.int8
+
+    @property
+    def monitored(self) -> str:
+        """The value that picks the best epoch and stops early: ``monitor``; by default ``best_metric`` with
+        retrieval evaluation, else ``val_loss`` with validation data (the reference tool's default)."""
+        if self.monitor:
+            return self.monitor
+        return "val_loss" if self.has_validation and not self.eval_query_data else self.best_metric
+
+    @property
+    def monitor_minimises(self) -> bool:
+        if self.monitor_mode == MonitorMode.AUTO:
+            return self.monitored in LOSS_MONITORS
+        return self.monitor_mode == MonitorMode.MIN
+
+    @property
+    def has_validation(self) -> bool:
+        """val_loss is computed after every epoch (eval_data or val_split)."""
+        return bool(self.eval_data) or self.val_split > 0
+
+    @property
+    def selects(self) -> bool:
+        """The monitored value exists after every epoch, so a best epoch is picked."""
+        if self.monitored == "val_loss":
+            return self.has_validation
+        return self.monitored == "train_loss" or bool(self.eval_query_data)
+
+    def _check_monitor(self) -> None:
+        if self.selects:
+            return
+        if self.monitored == "val_loss":
+            needs = "monitor val_loss needs validation data: give eval_data or val_split > 0"
+        else:
+            needs = f"monitor {self.monitored} is a retrieval metric: give eval_query_data (and eval_index_data)"
+        if self.early_stopping_patience:
+            raise ConfigError(
+                f"early_stopping_patience stops by evaluation: {needs}, or set early_stopping_patience: null"
+            )
+        if self.monitor:
+            raise ConfigError(needs)
 
     def _check_world(self) -> None:
         if self.node_rank >= self.nodes:

@@ -18,18 +18,21 @@ from tunerflow.training.state import StopReason, TrainSetup, TrainState
 
 
 class Selection:
-    """Evaluates before fine-tuning (once per run) and after every epoch, and decides from the primary metric.
+    """Evaluates before fine-tuning (once per run) and after every epoch, and decides from the monitored value.
 
     After each epoch's evaluation it updates the best epoch, saves the best
     weights (with ``best_path``), counts the epochs without improvement and,
     after ``patience`` of them, stops the run early.
 
     Args:
-        evaluate: returns the metrics of the model as it is now.
-        metric: the primary metric (higher is better).
+        evaluate: returns the metrics of the model as it is now (retrieval metrics, ``val_loss``).
+        metric: the monitored value: a key of those metrics, or ``train_loss`` (the epoch's mean loss).
         log: where the metrics and decisions are logged.
         best_path: where the best epoch's weights are kept (safetensors), or None not to keep them.
         patience: epochs without improvement before stopping, or None never to stop early.
+        minimise: lower is better (a loss); default: higher is better (a metric).
+        min_delta: the least change that counts as an improvement.
+        baseline: the value to beat from the start; None: the first epoch sets the bar.
     """
 
     def __init__(
@@ -39,9 +42,21 @@ class Selection:
         log: logging.Logger,
         best_path: Path | None = None,
         patience: int | None = None,
+        *,
+        minimise: bool = False,
+        min_delta: float = 0.0,
+        baseline: float | None = None,
     ) -> None:
         self.evaluate, self.metric, self.log = evaluate, metric, log
         self.best_path, self.patience = best_path, patience
+        self.minimise, self.min_delta, self.baseline = minimise, min_delta, baseline
+
+    def improves(self, value: float, best: float | None) -> bool:
+        """``value`` beats ``best`` (or the baseline, before any best) by more than ``min_delta``."""
+        bar = self.baseline if best is None else best
+        if bar is None:
+            return True
+        return value < bar - self.min_delta if self.minimise else value > bar + self.min_delta
 
     def before(self, state: TrainState) -> None:
         """Evaluate the model before fine-tuning, unless a resumed run already did."""
@@ -50,8 +65,9 @@ class Selection:
 
     def after_epoch(self, setup: TrainSetup, state: TrainState) -> None:
         """Evaluate epoch ``state.epoch``; update the best epoch, its weights, the patience and the stop."""
-        value = self._record(state, "epoch", state.epoch)[self.metric]
-        if state.best_value is None or value > state.best_value:
+        extra = {"train_loss": state.epoch_losses[-1]} if self.metric == "train_loss" else {}
+        value = self._record(state, "epoch", state.epoch, extra)[self.metric]
+        if self.improves(value, state.best_value):
             state.best_value, state.best_epoch, state.epochs_without_improvement = value, state.epoch, 0
             self.log.info("epoch %d is the best so far (%s=%.5f)", state.epoch, self.metric, value)
             if self.best_path is not None:
@@ -72,9 +88,9 @@ class Selection:
         self.log.info("keeping epoch %d (%s=%.5f)", state.best_epoch, self.metric, state.best_value)
         return True
 
-    def _record(self, state: TrainState, stage: str, epoch: int) -> dict:
+    def _record(self, state: TrainState, stage: str, epoch: int, extra: dict | None = None) -> dict:
         started = time.monotonic()
-        metrics = self.evaluate()
+        metrics = {**self.evaluate(), **(extra or {})}
         state.evaluations.append({"stage": stage, "epoch": epoch, "metrics": metrics})
         label = "before fine-tuning" if stage == "before" else f"after epoch {epoch}"
         self.log.info(

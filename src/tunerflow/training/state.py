@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +55,8 @@ class TrainSetup:
     forward: torch.nn.Module | None = None  # the model as trained (under DDP with several ranks); None: model
     _batches: dict[int, list[np.ndarray]] = field(default_factory=dict, init=False, repr=False)
     _token_ids: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    # A fast tokenizer is not safe to call from two threads at once (num_workers > 1): "Already borrowed".
+    _tokenizing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -63,21 +67,31 @@ class TrainSetup:
         missing = [int(p) for p in positions if int(p) not in self._token_ids]
         if missing:
             texts = [record.text for record in self.dataset.read(missing)]
-            for position, ids in zip(missing, tokenize(self.tokenizer, texts, self.recipe.max_length), strict=True):
+            with self._tokenizing:
+                tokenized = tokenize(self.tokenizer, texts, self.recipe.max_length)
+            for position, ids in zip(missing, tokenized, strict=True):
                 self._token_ids[position] = np.asarray(ids, dtype=np.int32)  # 4 bytes a token, not a Python int
         return [self._token_ids[int(p)] for p in positions]
 
     def step_inputs(self, batches: list[np.ndarray], start: int) -> Iterator[StepInputs]:
-        """The inputs of ``batches[start:]``; on CUDA the next one is prepared in a thread while the GPU works."""
-        if self.device.type != "cuda":
+        """The inputs of ``batches[start:]``, ``recipe.num_workers`` of them prepared ahead in threads.
+
+        Tokenising and copying the next batches overlaps the model's work on this one (on CUDA the
+        copies are asynchronous); with 0 workers each batch is prepared in the loop.
+        """
+        workers = int(getattr(self.recipe, "num_workers", 0) or 0)
+        if workers == 0:
             yield from (self._prepare(index, batches[index]) for index in range(start, len(batches)))
             return
-        with ThreadPoolExecutor(1, thread_name_prefix="tunerflow-feed") as feeder:
-            upcoming = feeder.submit(self._prepare, start, batches[start]) if start < len(batches) else None
+        with ThreadPoolExecutor(workers, thread_name_prefix="tunerflow-feed") as feeder:
+            ahead = deque(
+                feeder.submit(self._prepare, index, batches[index])
+                for index in range(start, min(start + workers, len(batches)))
+            )
             for index in range(start, len(batches)):
-                current = upcoming.result()
-                if index + 1 < len(batches):
-                    upcoming = feeder.submit(self._prepare, index + 1, batches[index + 1])
+                current = ahead.popleft().result()
+                if index + workers < len(batches):
+                    ahead.append(feeder.submit(self._prepare, index + workers, batches[index + workers]))
                 yield current
 
     def _prepare(self, index: int, positions: np.ndarray) -> StepInputs:
@@ -168,14 +182,93 @@ class TrainState:
         return cls(**data)
 
 
-def learning_rate_at(step: int, total: int, warmup_ratio: float, kind: str, peak: float) -> float:
-    """Linear warm-up over ``warmup_ratio * total`` steps, then ``linear`` decay, ``cosine`` or ``constant``."""
-    warmup = int(warmup_ratio * total)
+SCHEDULER_OPTIONS = {  # scheduler_options: name -> (what it is, the kind of value)
+    "num_warmup_steps": ("steps (or epochs, with scheduler_step epoch) of warm-up, instead of warmup_ratio", int),
+    "num_training_steps": ("steps (or epochs) the schedule spans; default: the run's", int),
+    "num_cycles": ("cosine waves (cosine: 0.5, cosine_with_restarts: 1)", float),
+    "power": ("polynomial: the decay's power (1: linear)", float),
+    "lr_end": ("polynomial: the learning rate at the end", float),
+}
+
+
+def check_scheduler_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Refuse unknown names and values of the wrong kind or sign in ``scheduler_options``."""
+    from tunerflow.errors import ConfigError
+
+    for name, value in options.items():
+        if name == "scheduler_step":
+            raise ConfigError("give scheduler_step as its own option (batch or epoch), not in scheduler_options")
+        if name not in SCHEDULER_OPTIONS:
+            raise ConfigError(f"unknown scheduler option {name!r}; valid: {', '.join(SCHEDULER_OPTIONS)}")
+        kind = SCHEDULER_OPTIONS[name][1]
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not whole):
+            raise ConfigError(f"scheduler option {name} must be a {'whole ' if kind is int else ''}number, got {value!r}")
+        if value < 0 or (name == "num_training_steps" and value < 1) or not math.isfinite(value):
+            raise ConfigError(f"scheduler option {name} must be {'at least 1' if name == 'num_training_steps' else '>= 0'}")
+    return options
+
+
+def scheduled_learning_rate(recipe: Recipe, state: TrainState) -> float:
+    """The learning rate of the next step: the recipe's schedule counted in steps or epochs (``scheduler_step``)."""
+    options = recipe.scheduler_options
+    if recipe.scheduler_step == "epoch":
+        position, total = state.epoch, recipe.epochs
+    else:
+        position, total = state.step, state.total_steps
+    return learning_rate_at(
+        position,
+        int(options.get("num_training_steps", total)),
+        recipe.warmup_ratio,
+        recipe.scheduler,
+        recipe.learning_rate,
+        warmup_steps=options.get("num_warmup_steps"),
+        num_cycles=options.get("num_cycles"),
+        power=options.get("power", 1.0),
+        lr_end=options.get("lr_end", 1e-7),
+    )
+
+
+def learning_rate_at(
+    step: int,
+    total: int,
+    warmup_ratio: float,
+    kind: str,
+    peak: float,
+    *,
+    warmup_steps: int | None = None,
+    num_cycles: float | None = None,
+    power: float = 1.0,
+    lr_end: float = 1e-7,
+) -> float:
+    """The learning rate at ``step`` of ``total``, as transformers' schedules of the same names give it.
+
+    A linear warm-up over ``warmup_steps`` (default ``warmup_ratio * total``) comes first, except for
+    ``constant`` and ``none``. Then ``linear`` decays to 0, ``cosine`` follows half a cosine wave
+    (``num_cycles`` 0.5), ``cosine_with_restarts`` restarts ``num_cycles`` (1) times, ``polynomial``
+    decays to ``lr_end`` with ``power``, ``constant_with_warmup`` stays at ``peak``.
+    """
+    kind = getattr(kind, "value", kind)
+    if kind in ("constant", "none"):
+        return peak
+    warmup = int(warmup_steps) if warmup_steps is not None else int(warmup_ratio * total)
     if step < warmup:
         return peak * (step + 1) / warmup
-    if kind == "constant":
+    if kind == "constant_with_warmup":
         return peak
-    progress = (step - warmup) / max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
     if kind == "linear":
         return peak * max(0.0, 1.0 - progress)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if kind == "cosine":
+        cycles = 0.5 if num_cycles is None else num_cycles
+        return peak * max(0.0, 0.5 * (1.0 + math.cos(math.pi * 2.0 * cycles * progress)))
+    if kind == "cosine_with_restarts":
+        if progress >= 1.0:
+            return 0.0
+        cycles = 1.0 if num_cycles is None else num_cycles
+        return peak * max(0.0, 0.5 * (1.0 + math.cos(math.pi * ((cycles * progress) % 1.0))))
+    if kind == "polynomial":
+        if lr_end >= peak:
+            return lr_end
+        return (peak - lr_end) * (1.0 - progress) ** power + lr_end
+    raise ValueError(f"unhandled scheduler {kind!r}")  # Scheduler lists exactly the kinds above
