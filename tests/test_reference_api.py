@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import subprocess
 import sys
@@ -96,13 +95,10 @@ def test_models_are_described_from_the_local_catalogue(capsys):
     assert answer.returncode == 0 and "all-MiniLM-L6-v2" in answer.stdout and "BertModel" in answer.stdout
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("tunerflow.callback") is None,
-    reason="tunerflow.callback is built on another branch (issue 12); list_callbacks reads it once merged",
-)
 def test_list_callbacks_lists_the_callback_module():
     from tunerflow import callback
 
     listed = tunerflow.list_callbacks()
-    assert "EvaluationCallback" in listed and listed["EvaluationCallback"] is callback.EvaluationCallback
-    assert all(isinstance(value, type) for value in listed.values())
+    reference = {"BestModelCheckpoint", "EarlyStopping", "EvaluationCallback", "TrainingCheckpoint", "WiSEFTCallback"}
+    assert reference <= set(listed) and listed["EvaluationCallback"] is callback.EvaluationCallback
+    assert all(isinstance(value, type) and value.__module__ == callback.__name__ for value in listed.values())
