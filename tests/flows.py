@@ -42,6 +42,24 @@ def flow_from_yaml(name: str, tmp_path: Path, uses_with: dict[str, dict] | None 
     return Flow.load_config(str(path)), grpc_port, http_port
 
 
+@contextlib.contextmanager
+def train_flow_process(home: Path, model_dir: Path):
+    """flows/train.yml as ``jina flow`` in its own process, serving ``model_dir``; $TUNERFLOW_API_KEY is its key."""
+    from tunerflow.client.flow_process import FlowProcess
+    from tunerflow.settings import PROJECT_DIR
+
+    process = FlowProcess(
+        PROJECT_DIR / "flows/train.yml",
+        free_port(),
+        free_port(),
+        log_file=home / "flow.log",
+        env={"TUNERFLOW_HOME": str(home)},
+        uses_with={"encoder": {"model": str(model_dir), "poll_interval": 0.5}},
+    )
+    with process, environment(TUNERFLOW_API_KEY=process.api_key):  # the client and the CLI read it
+        yield process
+
+
 class KeyedClient:
     """jina's gRPC client that sends an API key in the ``authorization`` metadata."""
 

@@ -111,7 +111,7 @@ def test_run_lifecycle_and_artifact_download(tuner, tiny_model_dir, tmp_path):
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert {"tunerflow.json", "run.json", "model.safetensors", "model.onnx", "training.png"} <= set(names)
 
-    runs = _run(tuner.runs(DocList[LabeledText]()))["runs"]
+    runs = _run(tuner.runs(DocList[LabeledText](), {}))["runs"]
     assert [(r["run_name"], r["status"]) for r in runs] == [("r1", "FINISHED")]
     latest = (tmp_path / "home/artifacts/LATEST").read_text().strip()
     assert latest == "r1"
@@ -179,8 +179,8 @@ def test_promote_rollback_and_served_endpoints(tuner, tiny_model_dir):
     for name in ("m1", "m2"):
         answer = _run(tuner.promote(DocList[LabeledText](), {"run_name": name}))
         assert answer["served"] == name and answer["changed"]
-    runs = _run(tuner.runs(DocList[LabeledText]()))["runs"]
-    assert [(r["run_name"], r["promoted"]) for r in runs] == [("m1", True), ("m2", True)]
+    runs = _run(tuner.runs(DocList[LabeledText](), {}))["runs"]
+    assert [(r["run_name"], r["promoted"]) for r in runs] == [("m2", True), ("m1", True)]  # newest first
     answer = _run(tuner.rollback(DocList[LabeledText](), {}))
     assert answer["served"] == "m1" and [e["action"] for e in answer["history"]] == ["promote", "promote", "rollback"]
     assert _run(tuner.served(DocList[LabeledText](), {}))["history"] == answer["history"]

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from tunerflow.callback import EvaluationCallback, callback_options
 from tunerflow.client.connection import Connection
 from tunerflow.client.data import is_file_path, is_pair_data, labeled_docs
+from tunerflow.client.models import check_model
 from tunerflow.client.run import Run
 from tunerflow.data.csv_options import CSVOptions
 from tunerflow.errors import ConfigError, DataError
@@ -120,6 +121,8 @@ def fit(
     if differences:
         log.warning("%s", differences)
     connection = Connection(host, api_key)
+    if model is not None:
+        check_model(connection, model)  # a model the tuner cannot train is refused before any upload
     show = sys.stderr.isatty() if progress is None else progress
     for key, (given_data, name) in data.items():
         options[key] = _dataset(connection, given_data, name, chunk_size, show, csv_options)
@@ -170,17 +173,6 @@ def _parameters(options: dict[str, Any]) -> RunParameters:
 
 def _new_run_name() -> str:
     return f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
-def get_run(run_name: str, host: str | None = None, api_key: str | None = None) -> Run:
-    """A handle on an existing run (raises if the tuner does not know it)."""
-    run = Run(run_name, Connection(host, api_key))
-    run.record()
-    return run
-
-
-def list_runs(host: str | None = None, api_key: str | None = None) -> list[dict]:
-    return Connection(host, api_key).call("/runs/list")["runs"]
 
 
 def promote(run: Run | str, host: str | None = None) -> dict:

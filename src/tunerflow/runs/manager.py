@@ -4,6 +4,7 @@ Layout under the home directory::
 
     datasets/<name>/       append-only datasets (see tunerflow.data.store)
     runs/<name>/           record.json, log.txt, checkpoint/, best.safetensors, training.png
+    experiments.json       the experiments (see tunerflow.runs.experiments)
     artifacts/<name>/      every finished run's artifact (and <name>.zip); LATEST -> the served one,
                            HISTORY.jsonl: every serving (see tunerflow.runs.publication)
 
@@ -29,7 +30,9 @@ from tunerflow.data.store import DatasetStore, check_name
 from tunerflow.errors import ConfigError
 from tunerflow.modeling.catalogue import Catalogue
 from tunerflow.modeling.sources import ModelSource
+from tunerflow.runs.admin import RunAdmin
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
+from tunerflow.runs.experiments import EXPERIMENTS_FILE, ExperimentStore
 from tunerflow.runs.publication import Publication
 from tunerflow.runs.record import RunRecord, RunStatus, now
 from tunerflow.runs.runlog import client_message, close_run_log, open_run_log, read_run_log
@@ -40,7 +43,7 @@ from tunerflow.training.state import StopReason
 log = logging.getLogger(__name__)
 
 
-class RunManager:
+class RunManager(RunAdmin):
     """Datasets, runs and artifacts under one home directory.
 
     Args:
@@ -68,6 +71,7 @@ class RunManager:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.publication = Publication(self.artifacts)
+        self.experiments = ExperimentStore(self.home / EXPERIMENTS_FILE)
         models = section("models") if models is None else models
         self.catalogue = Catalogue.from_settings(models, extra_roots=[self.artifacts])
         self._lock = threading.Lock()
@@ -115,24 +119,19 @@ class RunManager:
             )
             record.details = self._queue_details()
             record.save(self.runs_dir / name)
+            self.experiments.ensure(record.experiment_name, record.created_at)
             self._records[name] = record
             self._queue.append(name)
             self._wake.notify_all()
         return record
 
-    def get(self, name: str) -> RunRecord:
+    def get(self, name: str, experiment: str | None = None) -> RunRecord:
+        """The run's record (NotFoundError if there is no such run, in ``experiment`` when given)."""
         with self._lock:
-            record = self._records.get(name)
-            if record is None:
-                known = ", ".join(sorted(self._records)) or "none yet"
-                raise ConfigError(f"no run named {name!r} (runs: {known})")
+            record = self._lookup(name, experiment)
             if self._active is not None and self._active.name == name and self._active.progress is not None:
                 record.progress = dict(self._active.progress.latest)
             return record
-
-    def list(self) -> list[RunRecord]:
-        with self._lock:
-            return sorted(self._records.values(), key=lambda r: r.created_at)
 
     def cancel(self, name: str) -> RunRecord:
         record = self.get(name)
@@ -154,7 +153,7 @@ class RunManager:
         record = self.get(name)
         if record.status is not RunStatus.FINISHED or not record.artifact:
             raise ConfigError(f"run {name!r} has no artifact: it is {record.status.value}")
-        return Path(record.artifact).with_suffix(".zip")
+        return Path(record.artifact).with_name(f"{name}.zip")  # not with_suffix: run 'a.v2' is not run 'a'
 
     def promote(self, name: str) -> dict:
         """Serve the finished run ``name``'s artifact now (whatever its ``publish`` policy decided)."""
@@ -204,6 +203,7 @@ class RunManager:
                 records.append(RunRecord.load(directory))
         for record in sorted(records, key=lambda r: r.created_at):
             self._records[record.run_name] = record
+            self.experiments.ensure(record.experiment_name, record.created_at)
             if record.status is RunStatus.STARTED:
                 record.details = "interrupted; resuming from the last checkpoint"
                 self._queue.appendleft(record.run_name)
@@ -280,6 +280,11 @@ class RunManager:
                 self._active = None
                 self._wake.notify_all()
         return record
+
+    def check_model(self, model: str) -> dict:
+        """Whether a run may name ``model`` here (ModelNotAvailableError says what to do if not); no server paths."""
+        source = self._model_source(model)
+        return {"model": model, "available": True, "artifact": source.is_artifact}
 
     def _model_source(self, model: str) -> ModelSource:
         """A run's model from the catalogue; the tuner's own default (config.yml, its ``recipe``) is trusted."""

@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from tunerflow.serving.access import Role, required_role
 from tunerflow.serving.encoder_params import EncodeParameters
 from tunerflow.serving.parameters import NoParameters, StrictParameters
-from tunerflow.serving.tuner_params import ArtifactQuery, DatasetParameters, LogQuery, RunParameters, RunQuery
+from tunerflow.serving.tuner_params import (
+    ArtifactQuery,
+    DatasetParameters,
+    ExperimentQuery,
+    LogQuery,
+    ModelQuery,
+    NewExperiment,
+    PageQuery,
+    RunListQuery,
+    RunParameters,
+    RunQuery,
+    RunsQuery,
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,15 @@ register(
     EndpointSpec("/runs/metrics", "tuner", RunQuery, summary="A run's metrics before, per epoch and after"),
     EndpointSpec("/runs/cancel", "tuner", RunQuery, summary="Cancel a run"),
     EndpointSpec("/runs/logs", "tuner", LogQuery, summary="A run's log from a byte offset"),
-    EndpointSpec("/runs/list", "tuner", summary="All runs"),
+    EndpointSpec("/runs/list", "tuner", RunListQuery, summary="Runs newest first, of one experiment, paged"),
+    EndpointSpec("/runs/delete", "tuner", RunQuery, summary="Delete an ended run, its log, checkpoints and artifact"),
+    EndpointSpec("/runs/delete_all", "tuner", RunsQuery, summary="Delete every run (of one experiment)"),
+    EndpointSpec("/experiments/create", "tuner", NewExperiment, summary="Create an empty experiment"),
+    EndpointSpec("/experiments/get", "tuner", ExperimentQuery, summary="An experiment"),
+    EndpointSpec("/experiments/list", "tuner", PageQuery, summary="Experiments newest first, paged"),
+    EndpointSpec("/experiments/delete", "tuner", ExperimentQuery, summary="Delete an experiment and its runs"),
+    EndpointSpec("/experiments/delete_all", "tuner", summary="Delete every experiment and every run"),
+    EndpointSpec("/models/list", "tuner", summary="The models a run may name here"),
+    EndpointSpec("/models/resolve", "tuner", ModelQuery, summary="Whether a run may name this model here"),
     EndpointSpec("/runs/artifact", "tuner", ArtifactQuery, summary="One base64 chunk of a run's artifact zip"),
 )
