@@ -121,8 +121,11 @@ def fit(
     if differences:
         log.warning("%s", differences)
     connection = Connection(host, api_key)
-    if model is not None:
-        check_model(connection, model)  # a model the tuner cannot train is refused before any upload
+    # A model (or run artifact to continue) the tuner cannot train is refused before any upload.
+    if options.get("model_artifact"):
+        _check_model_artifact(connection, options["model_artifact"])
+    elif model is not None:
+        check_model(connection, model)
     show = sys.stderr.isatty() if progress is None else progress
     for key, (given_data, name) in data.items():
         options[key] = _dataset(connection, given_data, name, chunk_size, show, csv_options)
@@ -169,6 +172,13 @@ def _parameters(options: dict[str, Any]) -> RunParameters:
         return RunParameters(**options)
     except ValidationError as error:
         raise ConfigError(str(error)) from None
+
+
+def _check_model_artifact(connection: Connection, run_name: str) -> None:
+    """``model_artifact`` names a finished run of the tuner (its artifact is what the new run trains on)."""
+    status = connection.call("/runs/status", {"run_name": run_name})["status"]
+    if status != "FINISHED":
+        raise ConfigError(f"model_artifact {run_name!r}: that run is {status}; only a FINISHED run has an artifact")
 
 
 def _new_run_name() -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from tunerflow.data.records import Record
 from tunerflow.data.store import DatasetStore, check_name
-from tunerflow.errors import ConfigError
+from tunerflow.errors import ConfigError, NotFoundError
 from tunerflow.modeling.catalogue import Catalogue
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.runs.admin import RunAdmin
@@ -102,7 +102,10 @@ class RunManager(RunAdmin):
     def start(self, options: dict[str, Any]) -> RunRecord:
         """Validate a run (nothing starts if anything is wrong), record it as CREATED and queue it."""
         recipe = Recipe.from_options(self.defaults, options)
-        self._model_source(recipe.model)
+        if recipe.model_artifact is None:
+            self._model_source(recipe.model)
+        elif not (self.artifacts / recipe.model_artifact).is_dir():  # continuing a run: `model` is not used
+            raise NotFoundError(f"model_artifact {recipe.model_artifact!r}: no finished run of that name has one")
         check_recipe(recipe, self.datasets)
         with self._lock:
             name = recipe.run_name or self._new_name()
