@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from tunerflow.client.connection import Connection
 from tunerflow.errors import ArtifactError
 
 DONE = ("FINISHED", "FAILED", "CANCELLED")
+log = logging.getLogger(__name__)
 
 
 class Run:
@@ -147,8 +149,16 @@ class Run:
         """
         return self.connection.call("/runs/promote", {"run_name": self.name})
 
-    def save_artifact(self, directory: str | Path = ".", chunk_size: int = 4 * 1024 * 1024) -> Path:
-        """Download the finished run's artifact as ``<directory>/<run>.zip`` (checked by SHA-256)."""
+    def save_artifact(self, directory: str | Path = ".", chunk_size: int = 4 * 1024 * 1024, wait: bool = True) -> Path:
+        """Download the finished run's artifact as ``<directory>/<run>.zip`` (checked by SHA-256).
+
+        Args:
+            wait: a run still queued or training is waited for first (a script that saves right after
+                ``fit`` gets the artifact, as the reference guide's does); False: refused at once.
+        """
+        if wait and (status := self.status()["status"]) not in DONE:
+            log.warning("run %s is %s: waiting for it to end before saving its artifact", self.name, status)
+            self.wait()
         directory = Path(directory).expanduser()
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"{self.name}.zip"
