@@ -26,7 +26,6 @@ from tunerflow.gateway.embeddings import add_embeddings_route
 from tunerflow.gateway.forward import Answer, Forwarder, ForwardError
 from tunerflow.gateway.guard import Guard, error_text
 from tunerflow.gateway.strict_json import MAX_DOCS, StrictJSONRoute, error_response
-from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.endpoints import ENDPOINTS, EndpointSpec
 from tunerflow.serving.parameters import describe_errors
 from tunerflow.serving.wire import whole_numbers
@@ -79,7 +78,7 @@ def build_app(handler, guard: Guard, title: Optional[str] = None, description: O
         if path.startswith("_jina") or path == "/default":
             continue
         spec = ENDPOINTS.get(path) or EndpointSpec(path, "", docs=True, summary=f"Endpoint {path}")
-        doc_type = LabeledText if path in ENDPOINTS else models["input"]
+        doc_type = spec.doc_type if path in ENDPOINTS else models["input"]
         _add_route(app, spec, forwarder, doc_type, registered=path in ENDPOINTS)
     if "/encode" in discovered:
         add_embeddings_route(app, forwarder)

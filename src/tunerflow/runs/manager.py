@@ -26,7 +26,7 @@ from typing import Any
 
 from tunerflow.data.records import Record
 from tunerflow.data.store import DatasetStore, check_name
-from tunerflow.errors import ConfigError
+from tunerflow.errors import ConflictError, NotFoundError
 from tunerflow.modeling.catalogue import Catalogue
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
@@ -104,7 +104,7 @@ class RunManager:
             name = recipe.run_name or self._new_name()
             check_name(name, "run")
             if name in self._records:
-                raise ConfigError(f"a run named {name!r} already exists; choose another run_name")
+                raise ConflictError(f"a run named {name!r} already exists; choose another run_name")
             recipe.run_name = name
             record = RunRecord(
                 run_name=name,
@@ -125,7 +125,7 @@ class RunManager:
             record = self._records.get(name)
             if record is None:
                 known = ", ".join(sorted(self._records)) or "none yet"
-                raise ConfigError(f"no run named {name!r} (runs: {known})")
+                raise NotFoundError(f"no run named {name!r} (runs: {known})")
             if self._active is not None and self._active.name == name and self._active.progress is not None:
                 record.progress = dict(self._active.progress.latest)
             return record
@@ -153,7 +153,7 @@ class RunManager:
     def artifact_zip(self, name: str) -> Path:
         record = self.get(name)
         if record.status is not RunStatus.FINISHED or not record.artifact:
-            raise ConfigError(f"run {name!r} has no artifact: it is {record.status.value}")
+            raise ConflictError(f"run {name!r} has no artifact: it is {record.status.value}")
         return Path(record.artifact).with_suffix(".zip")
 
     def promote(self, name: str) -> dict:
