@@ -4,7 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the route
 annotations at run time, and the body models are made per endpoint.
 
 Answers keep jina's envelope (``data``, ``parameters.__results__``) and add
-``result``: the answering executor's dict. Errors are ``{"detail": message}``
+``result``: the answering executor's dict (a sharded one's: its merger's). Errors are ``{"detail": message}``
 with 400 (bad input), 401 (no or unknown key), 403 (role), 404 (unknown run,
 dataset or route), 409 (conflict), 413 (too large), 422 (a parameter or
 document refused by its model), 503 (an executor unreachable) and 500 (our
@@ -149,7 +149,8 @@ def _add_route(app: FastAPI, spec: EndpointSpec, forwarder: Forwarder, doc_type:
 
 def _envelope(answer: Answer, doc_type: type, request_id: Optional[str]) -> Response:
     results = whole_numbers(answer.results)
-    result = next(iter(results.values())) if len(results) == 1 else None
+    merged = [value for key, value in results.items() if "/uses_after" in key]  # a sharded executor's merger
+    result = merged[0] if merged else next(iter(results.values())) if len(results) == 1 else None
     head = json.dumps({"header": {"request_id": request_id}, "parameters": {"__results__": results}, "result": result})
     data = DocList[doc_type](answer.docs).to_json() if answer.docs else "[]"
     return Response(head[:-1] + ', "data": ' + data + "}", media_type="application/json")
