@@ -1,7 +1,7 @@
 """The bad-input catalogue (tests/bad_inputs.yaml) over HTTP and gRPC against one train.yml Flow.
 
 Each case must be refused with the expected HTTP status (gRPC: an error) and a clear message, and
-leave the service up, the dataset counts and the runs as they were.
+leave the service up, the dataset counts, the runs and the index count as they were.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def service(tmp_path_factory, tiny_model_dir):
             options = toy_options(tiny_model_dir, epochs=1, run_name="known-run")
             options.update(train_data="cat-train", eval_query_data="cat-train", eval_index_data="cat-train")
             http.call("/runs/start", options)
+            http._http("/index", [{"id": f"i{i}", "text": f"indexed text {i}"} for i in range(3)], {})
             deadline = time.monotonic() + 240
             while http.call("/runs/status", {"run_name": "known-run"})["status"] not in ("FINISHED", "FAILED"):
                 assert time.monotonic() < deadline
@@ -60,7 +61,7 @@ def _state(http) -> tuple:
     datasets = sorted((d["dataset"], d["documents"]) for d in http.call("/datasets/list")["datasets"])
     runs = sorted(r["run_name"] for r in http.call("/runs/list")["runs"])  # an earlier case's run may move on
     experiments = sorted(e["name"] for e in http.call("/experiments/list")["experiments"])
-    return datasets, runs, experiments
+    return datasets, runs, experiments, http.call("/index/status")["count"]
 
 
 def _still_serving(http) -> None:
@@ -94,15 +95,14 @@ def test_bad_input_over_grpc(service, case):
     from docarray import DocList
 
     from tunerflow.client.connection import RemoteError
-    from tunerflow.serving.documents import LabeledText
 
     _, http, grpc = service
     before = _state(http)
-    docs = DocList[LabeledText]([LabeledText(**doc) for doc in case.get("data", [])])
-    executor = ENDPOINTS[case["endpoint"]].executor
+    spec = ENDPOINTS[case["endpoint"]]
+    docs = DocList[spec.doc_type]([spec.doc_type(**doc) for doc in case.get("data", [])])
     connection = grpc.read_only if case.get("key") == "read" else grpc
     with pytest.raises(RemoteError) as refused:
-        connection._post(case["endpoint"], docs, case.get("parameters", {}), executor)
+        connection._post(case["endpoint"], docs, case.get("parameters", {}), spec.executor, doc_type=spec.doc_type)
     assert _expected(case, "grpc") in str(refused.value)
     assert "Traceback" not in str(refused.value)
     _still_serving(http)

@@ -27,7 +27,7 @@ from typing import Any
 
 from tunerflow.data.records import Record
 from tunerflow.data.store import DatasetStore, check_name
-from tunerflow.errors import ConfigError, NotFoundError
+from tunerflow.errors import ConflictError, NotFoundError
 from tunerflow.modeling.catalogue import Catalogue
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.runs.admin import RunAdmin
@@ -111,7 +111,7 @@ class RunManager(RunAdmin):
             name = recipe.run_name or self._new_name()
             check_name(name, "run")
             if name in self._records:
-                raise ConfigError(f"a run named {name!r} already exists; choose another run_name")
+                raise ConflictError(f"a run named {name!r} already exists; choose another run_name")
             recipe.run_name = name
             record = RunRecord(
                 run_name=name,
@@ -155,7 +155,7 @@ class RunManager(RunAdmin):
     def artifact_zip(self, name: str) -> Path:
         record = self.get(name)
         if record.status is not RunStatus.FINISHED or not record.artifact:
-            raise ConfigError(f"run {name!r} has no artifact: it is {record.status.value}")
+            raise ConflictError(f"run {name!r} has no artifact: it is {record.status.value}")
         return Path(record.artifact).with_name(f"{name}.zip")  # not with_suffix: run 'a.v2' is not run 'a'
 
     def promote(self, name: str) -> dict:

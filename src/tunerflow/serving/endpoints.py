@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tunerflow.search.documents import SearchDoc
+from tunerflow.search.parameters import SearchParameters, WriteParameters
 from tunerflow.serving.access import Role, required_role
+from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
 from tunerflow.serving.parameters import NoParameters, StrictParameters
 from tunerflow.serving.tuner_params import (
@@ -40,6 +43,7 @@ class EndpointSpec:
         chunked: whether large bodies may be forwarded in chunks (each chunk independent, as
             embedding is); otherwise the documents go in one request (an append is all or nothing).
         summary: one line for the OpenAPI spec.
+        doc_type: the document schema of its requests and answers.
     """
 
     path: str
@@ -48,6 +52,7 @@ class EndpointSpec:
     docs: bool = False
     chunked: bool = False
     summary: str = ""
+    doc_type: type = LabeledText
 
     @property
     def role(self) -> Role:
@@ -85,4 +90,21 @@ register(
     EndpointSpec("/models/list", "tuner", summary="The models a run may name here"),
     EndpointSpec("/models/resolve", "tuner", ModelQuery, summary="Whether a run may name this model here"),
     EndpointSpec("/runs/artifact", "tuner", ArtifactQuery, summary="One base64 chunk of a run's artifact zip"),
+)
+register(
+    # /index, /update, /delete: one request each (a refused id refuses the whole request, nothing half-stored)
+    EndpointSpec(
+        "/index", "indexer", WriteParameters, docs=True, summary="Store documents for search", doc_type=SearchDoc
+    ),
+    EndpointSpec(
+        "/update", "indexer", WriteParameters, docs=True, summary="Replace documents by id", doc_type=SearchDoc
+    ),
+    EndpointSpec(
+        "/delete", "indexer", WriteParameters, docs=True, summary="Remove documents by id", doc_type=SearchDoc
+    ),
+    EndpointSpec("/clear", "indexer", WriteParameters, summary="Remove every stored document", doc_type=SearchDoc),
+    EndpointSpec(
+        "/search", "indexer", SearchParameters, docs=True, chunked=True, summary="Best matches", doc_type=SearchDoc
+    ),
+    EndpointSpec("/index/status", "indexer", summary="The index: count, model, rebuild progress", doc_type=SearchDoc),
 )
