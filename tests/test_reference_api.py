@@ -16,7 +16,8 @@ from tunerflow.errors import ConfigError, DataError, ModelNotAvailableError
 
 NEW_NAMES = (
     "login get_token get_run list_runs delete_run delete_runs create_experiment get_experiment list_experiments "
-    "delete_experiment delete_experiments Experiment describe_models list_models list_callbacks cos_sim build_model"
+    "delete_experiment delete_experiments Experiment describe_models list_models list_callbacks cos_sim build_model "
+    "create_run notebook_login connect list_model_options"
 ).split()
 
 
@@ -75,6 +76,11 @@ def test_build_model_from_the_catalogue(tiny_model_dir, tmp_path_factory):
     np.testing.assert_allclose(built.embed(TEXTS), tunerflow.get_model(tiny_model_dir).embed(TEXTS), atol=1e-6)
     cls = tunerflow.build_model(name, model_options={"pooling": "cls"})
     assert not np.allclose(cls.embed(TEXTS), built.embed(TEXTS))
+    aliased = tunerflow.build_model(name, model_options={"pooler": "cls", "max_seq_length": 8})  # fit's names
+    np.testing.assert_allclose(
+        aliased.embed(TEXTS),
+        tunerflow.build_model(name, model_options={"pooling": "cls", "max_length": 8}).embed(TEXTS),
+    )
     with pytest.raises(ConfigError, match="unknown model option"):
         tunerflow.build_model(name, model_options={"dropout": 0.1})
     with pytest.raises(ModelNotAvailableError, match="hf download bert-base-cased"):
@@ -102,3 +108,16 @@ def test_list_callbacks_lists_the_callback_module():
     reference = {"BestModelCheckpoint", "EarlyStopping", "EvaluationCallback", "TrainingCheckpoint", "WiSEFTCallback"}
     assert reference <= set(listed) and listed["EvaluationCallback"] is callback.EvaluationCallback
     assert all(isinstance(value, type) and value.__module__ == callback.__name__ for value in listed.values())
+
+
+def test_the_reference_tools_other_names():
+    assert tunerflow.create_run is tunerflow.fit
+    options = tunerflow.list_model_options()
+    assert set(options) == set(tunerflow.list_models())
+    assert [o["name"] for o in options["all-MiniLM-L6-v2"]] == ["pooling", "max_length"]
+    from tunerflow.client import account
+
+    account._warned = False
+    with pytest.warns(UserWarning, match="needs no login"):
+        tunerflow.notebook_login()
+    tunerflow.connect()  # warned once already: quiet

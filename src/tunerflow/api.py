@@ -72,7 +72,9 @@ def build_model(
     from tunerflow.settings import section
 
     check_select_model(select_model)
-    unknown = sorted(set(model_options or {}) - set(MODEL_OPTIONS))
+    aliases = {"pooler": "pooling", "max_seq_length": "max_length"}  # the reference tool's names, as fit takes them
+    model_options = {aliases.get(key, key): value for key, value in (model_options or {}).items()}
+    unknown = sorted(set(model_options) - set(MODEL_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown model option(s) {', '.join(unknown)}; choose from: {', '.join(MODEL_OPTIONS)}")
     # On one's own machine a local directory is fine (as for get_model); names come from the catalogue.

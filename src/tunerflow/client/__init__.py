@@ -4,7 +4,7 @@ It talks to a running train-then-serve Flow (``flows/train.yml``) over gRPC or
 HTTP. jina is imported when a call needs it, never at ``import tunerflow``.
 """
 
-from tunerflow.client.account import get_token, login
+from tunerflow.client.account import connect, get_token, login, notebook_login
 from tunerflow.client.experiments import (
     Experiment,
     create_experiment,
@@ -14,7 +14,7 @@ from tunerflow.client.experiments import (
     list_experiments,
 )
 from tunerflow.client.fit import EvaluationCallback, fit, promote, rollback, served
-from tunerflow.client.models import describe_models, list_models
+from tunerflow.client.models import describe_models, list_model_options, list_models
 from tunerflow.client.run import Run
 from tunerflow.client.runs import delete_run, delete_runs, get_run, list_runs
 
@@ -22,7 +22,9 @@ __all__ = [
     "EvaluationCallback",
     "Experiment",
     "Run",
+    "connect",
     "create_experiment",
+    "create_run",
     "delete_experiment",
     "delete_experiments",
     "delete_run",
@@ -33,10 +35,14 @@ __all__ = [
     "get_run",
     "get_token",
     "list_experiments",
+    "list_model_options",
     "list_models",
     "list_runs",
     "login",
+    "notebook_login",
     "promote",
     "rollback",
     "served",
 ]
+
+create_run = fit  # the reference tool's other name for fit

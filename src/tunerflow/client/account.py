@@ -21,6 +21,16 @@ def login(*args: Any, **kwargs: Any) -> None:
     _warn_once()
 
 
+def notebook_login(*args: Any, **kwargs: Any) -> None:
+    """The reference tool's notebook login: as :func:`login`."""
+    _warn_once()
+
+
+def connect(*args: Any, **kwargs: Any) -> None:
+    """The reference tool's connection to its cloud: nothing to connect to; calls name their Flow with ``host``."""
+    _warn_once()
+
+
 def get_token(*args: Any, **kwargs: Any) -> str | None:
     """The API key calls use when none is passed: ``$TUNERFLOW_API_KEY``, or None."""
     _warn_once()

@@ -48,6 +48,16 @@ def list_models(
     return models if details else [entry["name"] for entry in models]
 
 
+def list_model_options(host: str | None = None, api_key: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per model, the ``model_options`` that ``fit`` and ``build_model`` take (the reference tool's names too)."""
+    options = [
+        {"name": "pooling", "type": str, "required": False, "default": None, "aliases": ["pooler"],
+         "choices": ["mean", "cls", "max"]},
+        {"name": "max_length", "type": int, "required": False, "default": None, "aliases": ["max_seq_length"]},
+    ]  # fmt: skip
+    return {name: [dict(option) for option in options] for name in list_models(host=host, api_key=api_key)}
+
+
 def check_model(connection: Connection, model: str) -> None:
     """Ask the tuner whether a run may name ``model``; its refusal (RemoteError) says what to do instead."""
     connection.call("/models/resolve", {"model": str(model)})
