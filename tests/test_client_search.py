@@ -69,15 +69,25 @@ def test_search_gives_the_evaluators_ranking_with_text_and_label(served, tiny_mo
     stored = [(r.id, r.text, r.label) for r in INDEX[:40]] + [
         (d.id, d.text, d.label) for d in search_docs(served["csv"])
     ]
-    assert len({text for _, text, _ in stored}) < len(stored)  # INDEX repeats texts: ties kept in index order
+    # INDEX repeats texts. Two copies of one text embedded in different batches differ in the last bits
+    # (other padding, other matmul shapes), so which copy ranks first is float noise on either side: where
+    # the ids differ, the texts must be the same text (and ids of that text).
+    assert len({text for _, text, _ in stored}) < len(stored)
     answers = tunerflow.search([q.text for q in QUERIES], limit=LIMIT, host=served["grpc"])
     expected = _expected(tiny_model_dir, [q.text for q in QUERIES], [text for _, text, _ in stored])
+    ids_of = {}
+    for doc_id, text, _ in stored:
+        ids_of.setdefault(text, set()).add(doc_id)
     assert len(answers) == len(QUERIES)
+    exact = 0
     for matches, (positions, scores) in zip(answers, expected, strict=True):
-        assert [m.id for m in matches] == [stored[p][0] for p in positions]
+        for match, position in zip(matches, positions, strict=True):
+            exact += match.id == stored[position][0]
+            assert match.id in ids_of[stored[position][1]], (match.id, stored[position])
         np.testing.assert_allclose([m.score for m in matches], scores, atol=1e-5)
         assert [m.text for m in matches] == [stored[p][1] for p in positions]
         assert [m.label for m in matches] == [stored[p][2] for p in positions]
+    assert exact >= 0.9 * len(QUERIES) * LIMIT  # the ids themselves, but for copies of one text
     tagged = [m for matches in answers for m in matches if m.id in {r.id for r in INDEX[:40]}]
     assert tagged and all(m.tags["parity"] in (0, 1) for m in tagged)
 
