@@ -73,6 +73,7 @@ class RunContext:
     # None: ``stop_reason`` itself. Several processes: evaluation is not interrupted (rank 0 alone evaluates
     # while the others wait, so a stop heard by rank 0 alone would leave them waiting).
     local_stop_reason: Callable[[], StopReason | None] | None = None
+    data_aware: list[dict] | None = None  # the options chosen from the training data (the run record's)
 
 
 @dataclass
@@ -392,6 +393,7 @@ def save_run_artifact(run: RunContext, tuned: LoadedModel, state: TrainState, me
         "recipe": recipe.to_dict(),
         "train_data": run.datasets.get(recipe.train_data).summary(),
         "metrics": metrics,
+        "data_aware": run.data_aware or [],
     }
     target = run.artifacts / run.name
     if target.exists():

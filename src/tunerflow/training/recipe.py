@@ -99,6 +99,11 @@ class Recipe:
     model: str = option(
         "model to fine-tune: a bundled name, a local Hugging Face or sentence-transformers directory, an artifact"
     )
+    data_aware: bool = option(
+        "choose the options this run leaves unset from the training data (max_length from text lengths, "
+        "num_items_per_class from texts per label, a val_split for small data without evaluation); "
+        "each choice and its reason go to the run's log and record; false: config.yml's values"
+    )
     loss: str = option("a pytorch-metric-learning loss by class name, e.g. MultiSimilarityLoss, TripletMarginLoss")
     loss_options: dict[str, Any] = option(
         "the loss's constructor options; distance, reducer, regularizers by class name"
