@@ -30,6 +30,7 @@ def test_banking_like_intents_keep_m_and_fit_max_length_to_the_texts():
     assert set(choices) == set(CHOSEN)
     assert choices["max_length"].value == 48 and choices["max_length"].changed  # 41 rounded up to 8s
     assert "p99 of text length is 41 tokens" in choices["max_length"].describe()
+    assert "0.3% of them are longer and truncated" in choices["max_length"].reason  # the 20 texts of 60 tokens
     m = choices["num_items_per_class"]
     assert m.value == DEFAULTS["num_items_per_class"] and not m.changed and "no measurement" in m.reason
     for kept in ("loss", "learning_rate", "epochs"):
@@ -71,7 +72,7 @@ def test_given_options_are_left_alone():
 
 def test_a_run_logs_its_choices_and_an_explicit_option_wins(tmp_path, tiny_model_dir):
     manager = toy_manager(tmp_path / "home", start_worker=False)
-    options = toy_options(tiny_model_dir, epochs=1, run_name="aware")
+    options = toy_options(tiny_model_dir, epochs=1, run_name="aware", data_aware=True)
     del options["max_length"], options["num_items_per_class"]  # left to the data; batch_size 24 stays given
     record = manager.start({**options, "learning_rate": 1e-3})
     chosen = {c["option"]: c for c in record.data_aware}

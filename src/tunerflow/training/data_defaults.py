@@ -48,6 +48,7 @@ class DataStatistics:
         pair_share: share of the labels that have exactly two texts.
         token_lengths: p50, p90, p99 and max tokens per text (special tokens included), of ``sampled`` texts.
         sampled: how many texts the token lengths come from (a seeded sample of large data).
+        longer_than: for each multiple of 8 tokens up to the longest text, the share of texts longer.
     """
 
     texts: int
@@ -57,6 +58,7 @@ class DataStatistics:
     pair_share: float
     token_lengths: dict[str, float]
     sampled: int
+    longer_than: dict[int, float]
 
     @property
     def pairs(self) -> bool:
@@ -93,6 +95,10 @@ def data_statistics(label_counts: np.ndarray, token_lengths: np.ndarray) -> Data
         pair_share=round(float((counts == 2).mean()), 4),
         token_lengths=spread(lengths, "p50"),
         sampled=len(lengths),
+        longer_than={
+            step: round(float((lengths > step).mean()), 5)
+            for step in range(LENGTH_STEP, int(lengths.max()) + LENGTH_STEP, LENGTH_STEP)
+        },
     )
 
 
@@ -153,12 +159,13 @@ def _max_length(stats: DataStatistics, default: int, model_max: int) -> Choice:
     percentile = stats.token_lengths[f"p{LENGTH_PERCENTILE}"]
     value = min(model_max, max(LENGTH_STEP, LENGTH_STEP * math.ceil(percentile / LENGTH_STEP)))
     capped = f", capped at the model's {model_max}" if value == model_max else ""
+    longer = stats.longer_than.get(value, 0.0)
     return Choice(
         "max_length",
         value,
         default,
         f"p{LENGTH_PERCENTILE} of text length is {percentile:g} tokens in {stats.sampled} texts, "
-        f"rounded up to a multiple of {LENGTH_STEP}{capped}",
+        f"rounded up to a multiple of {LENGTH_STEP}{capped}; {longer:.1%} of them are longer and truncated",
     )
 
 
