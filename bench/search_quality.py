@@ -28,11 +28,20 @@ LIMIT = 20
 
 
 def search_flow(model: str, home: Path, tmp: Path):
-    """flows/search.yml (2 shards) on free ports with ``model`` and a private home; returns (flow, grpc, http)."""
+    """flows/search.yml (2 shards) on free ports with ``model`` and a private home; returns (flow, grpc, http).
+
+    The Flow's gateway and this process's client share one fresh write key (``$TUNERFLOW_API_KEY`` if set).
+    """
+    import os
+
     import yaml
     from jina import Flow
 
     from tunerflow.client.flow_process import free_port
+    from tunerflow.serving.access import new_key
+
+    key = os.environ.setdefault("TUNERFLOW_API_KEY", new_key())
+    os.environ["TUNERFLOW_API_KEYS"] = f"{key}:write"
 
     source = ROOT / "flows" / "search.yml"
     config = yaml.safe_load(source.read_text())

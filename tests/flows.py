@@ -25,8 +25,17 @@ def use_test_keys() -> None:
     os.environ.setdefault("TUNERFLOW_INTERNAL_SECRET", "test-internal-secret")
 
 
-def flow_from_yaml(name: str, tmp_path: Path, uses_with: dict[str, dict] | None = None):
-    """Load ``flows/<name>`` with free ports and extra ``uses_with`` per executor; returns (flow, grpc, http)."""
+def flow_from_yaml(
+    name: str,
+    tmp_path: Path,
+    uses_with: dict[str, dict] | None = None,
+    fields: dict[str, dict] | None = None,
+    file_name: str | None = None,
+):
+    """Load ``flows/<name>`` with free ports, extra ``uses_with`` and other ``fields`` (e.g. ``shards``) per executor.
+
+    The changed YAML is written to ``tmp_path / (file_name or name)``; returns (flow, grpc port, http port).
+    """
     from jina import Flow
 
     use_test_keys()
@@ -35,11 +44,32 @@ def flow_from_yaml(name: str, tmp_path: Path, uses_with: dict[str, dict] | None 
     grpc_port, http_port = free_port(), free_port()
     config["with"]["port"] = [grpc_port, http_port]
     for executor in config["executors"]:
-        executor["uses"] = str((source.parent / executor["uses"]).resolve())
+        for key in ("uses", "uses_before", "uses_after"):
+            if key in executor:
+                executor[key] = str((source.parent / executor[key]).resolve())
         executor.setdefault("uses_with", {}).update((uses_with or {}).get(executor["name"], {}))
-    path = tmp_path / name
+        executor.update((fields or {}).get(executor["name"], {}))
+    path = tmp_path / (file_name or name)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return Flow.load_config(str(path)), grpc_port, http_port
+
+
+@contextlib.contextmanager
+def train_flow_process(home: Path, model_dir: Path):
+    """flows/train.yml as ``jina flow`` in its own process, serving ``model_dir``; $TUNERFLOW_API_KEY is its key."""
+    from tunerflow.client.flow_process import FlowProcess
+    from tunerflow.settings import PROJECT_DIR
+
+    process = FlowProcess(
+        PROJECT_DIR / "flows/train.yml",
+        free_port(),
+        free_port(),
+        log_file=home / "flow.log",
+        env={"TUNERFLOW_HOME": str(home)},
+        uses_with={"encoder": {"model": str(model_dir), "poll_interval": 0.5}},
+    )
+    with process, environment(TUNERFLOW_API_KEY=process.api_key):  # the client and the CLI read it
+        yield process
 
 
 class KeyedClient:

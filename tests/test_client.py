@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -20,28 +19,10 @@ jina = pytest.importorskip("jina")
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory, tiny_model_dir):
-    from tests.flows import free_port
-    from tunerflow.client.flow_process import FlowProcess
-    from tunerflow.settings import PROJECT_DIR
+    from tests.flows import train_flow_process
 
-    home = tmp_path_factory.mktemp("client-home")
-    process = FlowProcess(
-        PROJECT_DIR / "flows/train.yml",
-        free_port(),
-        free_port(),
-        log_file=home / "flow.log",
-        env={"TUNERFLOW_HOME": str(home)},
-        uses_with={"encoder": {"model": str(tiny_model_dir), "poll_interval": 0.5}},
-    )
-    with process:
-        previous = os.environ.get("TUNERFLOW_API_KEY")
-        os.environ["TUNERFLOW_API_KEY"] = process.api_key  # the client and the CLI read it
-        try:
-            yield process
-        finally:
-            os.environ.pop("TUNERFLOW_API_KEY")
-            if previous is not None:
-                os.environ["TUNERFLOW_API_KEY"] = previous
+    with train_flow_process(tmp_path_factory.mktemp("client-home"), tiny_model_dir) as process:
+        yield process
 
 
 def _options(tiny_model_dir, **overrides):
@@ -139,7 +120,7 @@ def test_cli_commands(flow, tiny_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", ["demo", "fit", "status", "logs", "metrics", "runs", "cancel", "download", "encode"]
+    "command", ["demo", "fit", "status", "logs", "metrics", "runs", "cancel", "download", "encode", "models", "delete"]
 )
 def test_every_command_has_help(command):
     answer = _cli(command, "--help")

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.flows import WRITE_KEY, environment
 from tests.search_helpers import labelled_set
 from tunerflow.errors import DataError
 
@@ -27,7 +28,7 @@ def served(tiny_model_dir, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("client-search")
     flow, grpc_port, http_port = search_flow(tmp_path, tiny_model_dir, shards=2)
     grpc, http = f"grpc://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}"
-    with flow:
+    with environment(TUNERFLOW_API_KEY=WRITE_KEY), flow:  # the client's (and the CLI's) key
         _wait_for_shards(http_port)
         first = [SearchDoc(id=r.id, text=r.text, label=r.label, tags=r.tags) for r in INDEX[:40]]
         counts = [tunerflow.index(first, host=grpc, chunk_size=16)]

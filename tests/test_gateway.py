@@ -1,4 +1,4 @@
-"""The tunerflow gateway on train.yml: keys and roles on HTTP and gRPC, executors behind it, the REST side."""
+"""The tunerflow gateway on train.yml and search.yml: keys and roles on HTTP and gRPC, executors behind it, REST."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ CALLS = {
     "/runs/logs": ({"run_name": "ghost"}, []),
     "/runs/list": ({}, []),
     "/runs/artifact": ({"run_name": "ghost"}, []),
+    "/runs/delete": ({"run_name": "ghost"}, []),
+    "/runs/delete_all": ({"experiment_name": "ghost"}, []),
+    "/experiments/create": ({"name": "gw-experiment"}, []),
+    "/experiments/get": ({"name": "ghost"}, []),
+    "/experiments/list": ({}, []),
+    "/experiments/delete": ({"name": "ghost"}, []),
+    "/experiments/delete_all": ({}, []),
+    "/models/list": ({}, []),
+    "/models/resolve": ({"model": "all-MiniLM-L6-v2"}, []),
 }
 WRITES = sorted(path for path, spec in ENDPOINTS.items() if spec.role is Role.WRITE and path in CALLS)
 READS = sorted(path for path, spec in ENDPOINTS.items() if spec.role is Role.READ and path in CALLS)
@@ -69,38 +78,53 @@ def _datasets(http_port):
     return {d["dataset"]: d["documents"] for d in body["result"]["datasets"]}
 
 
-def _grpc_error(port, key, endpoint):
+def _grpc_error(port, key, endpoint, calls=CALLS):
     from tunerflow.client.connection import Connection, RemoteError
 
-    parameters, docs = CALLS[endpoint]
+    parameters, docs = calls[endpoint]
+    spec = ENDPOINTS[endpoint]
     connection = Connection(f"grpc://127.0.0.1:{port}", key)
     with pytest.raises(RemoteError) as refused:
         connection._post(
-            endpoint, DocList[LabeledText]([LabeledText(**d) for d in docs]), parameters, ENDPOINTS[endpoint].executor
+            endpoint,
+            DocList[spec.doc_type]([spec.doc_type(**d) for d in docs]),
+            parameters,
+            spec.executor,
+            doc_type=spec.doc_type,
         )
     return refused.value
+
+
+def _refused_without_a_key(grpc_port, http_port, endpoint, calls):
+    """No key and an unknown key: 401 over HTTP and gRPC."""
+    parameters, docs = calls[endpoint]
+    for key in (None, "not-a-key-of-this-flow-0000"):
+        status, body = http_post(http_port, endpoint, {"data": docs, "parameters": parameters}, key=key)
+        assert status == 401 and "missing or unknown API key" in body["detail"]
+        error = _grpc_error(grpc_port, key, endpoint, calls)
+        assert error.status == 401 and "missing or unknown API key" in str(error)
+
+
+def _refused_to_a_read_key(grpc_port, http_port, endpoint, calls):
+    """A read key on a write endpoint: 403 over HTTP and gRPC."""
+    parameters, docs = calls[endpoint]
+    status, body = http_post(http_port, endpoint, {"data": docs, "parameters": parameters}, key=READ_KEY)
+    assert status == 403 and f"{endpoint} needs a write key" in body["detail"]
+    error = _grpc_error(grpc_port, READ_KEY, endpoint, calls)
+    assert error.status == 403 and "needs a write key" in str(error)
 
 
 @pytest.mark.parametrize("endpoint", sorted(CALLS))
 def test_without_a_key_every_endpoint_refuses(service, endpoint):
     grpc_port, http_port, _ = service
-    parameters, docs = CALLS[endpoint]
-    for key in (None, "not-a-key-of-this-flow-0000"):
-        status, body = http_post(http_port, endpoint, {"data": docs, "parameters": parameters}, key=key)
-        assert status == 401 and "missing or unknown API key" in body["detail"]
-        error = _grpc_error(grpc_port, key, endpoint)
-        assert error.status == 401 and "missing or unknown API key" in str(error)
+    _refused_without_a_key(grpc_port, http_port, endpoint, CALLS)
 
 
 @pytest.mark.parametrize("endpoint", WRITES)
 def test_a_read_key_writes_nothing(service, endpoint):
     grpc_port, http_port, _ = service
     before = _datasets(http_port)
-    parameters, docs = CALLS[endpoint]
-    status, body = http_post(http_port, endpoint, {"data": docs, "parameters": parameters}, key=READ_KEY)
-    assert status == 403 and f"{endpoint} needs a write key" in body["detail"]
-    error = _grpc_error(grpc_port, READ_KEY, endpoint)
-    assert error.status == 403 and "needs a write key" in str(error)
+    _refused_to_a_read_key(grpc_port, http_port, endpoint, CALLS)
     assert _datasets(http_port) == before
 
 
@@ -109,8 +133,8 @@ def test_a_read_key_reads(service, endpoint):
     _, http_port, _ = service
     parameters, docs = CALLS[endpoint]
     status, body = http_post(http_port, endpoint, {"data": docs, "parameters": parameters}, key=READ_KEY)
-    assert status in (200, 400), body  # 400: the ghost run is unknown, but the key was accepted
-    assert status == 200 or "no run named 'ghost'" in body["detail"]
+    assert status in (200, 404), body  # 404: the ghost run (or experiment) is unknown, but the key was accepted
+    assert status == 200 or "named 'ghost'" in body["detail"]
 
 
 def test_health_and_readiness_need_no_key(service):
@@ -124,7 +148,9 @@ def test_health_and_readiness_need_no_key(service):
     assert send_health_check_sync(f"127.0.0.1:{grpc_port}", timeout=10).status == 1  # SERVING
 
 
-@pytest.mark.parametrize("name, endpoint", [("tuner", "/datasets/append"), ("encoder", "/encode")])
+@pytest.mark.parametrize(
+    "name, endpoint", [("tuner", "/datasets/append"), ("encoder", "/encode"), ("indexer", "/index")]
+)
 def test_internal_ports_refuse_requests_that_bypass_the_gateway(service, name, endpoint):
     from jina import Client
     from jina.excepts import BadServer
@@ -137,6 +163,8 @@ def test_internal_ports_refuse_requests_that_bypass_the_gateway(service, name, e
         with pytest.raises(BadServer, match="answers only requests forwarded by the tunerflow gateway"):
             direct.post(endpoint, inputs=docs, parameters=parameters if name == "tuner" else {})
     assert _datasets(http_port) == before
+    status, body = http_post(http_port, "/index/status", {"data": []}, key=READ_KEY)
+    assert status == 200 and body["result"]["count"] == 0, body
 
 
 def test_answers_never_carry_the_internal_secret(service):
@@ -191,3 +219,96 @@ def test_openapi_spec_matches_the_models(service):
     )
     assert schemas["RunsStartRequest"]["additionalProperties"] is False
     assert {"422", "401", "403"} <= set(spec["paths"]["/runs/start"]["post"]["responses"])
+
+
+# flows/search.yml (2 shards and the merger, as shipped): the same rules for the index.
+SEARCH_CALLS = {
+    "/index": ({}, [{"id": "new", "text": "a new text"}]),
+    "/update": ({}, [{"id": "s0", "text": "changed"}]),
+    "/delete": ({}, [{"id": "s0"}]),
+    "/clear": ({}, []),
+    "/search": ({"limit": 2}, [{"id": "q", "text": "hello world"}]),
+    "/index/status": ({}, []),
+}
+SEARCH_WRITES = ["/clear", "/delete", "/index", "/update"]  # named, not read from the role table it checks
+
+
+@pytest.fixture(scope="module")
+def search_service(tmp_path_factory, tiny_model_dir):
+    """search.yml with s0 and s1 indexed; yields (grpc port, http port, the indexer's internal ports by part)."""
+    from tests.test_search_flow import _wait_for_shards
+
+    home = tmp_path_factory.mktemp("gateway-search")
+    with environment(TUNERFLOW_HOME=str(home)):
+        flow, grpc_port, http_port = flow_from_yaml("search.yml", home, {"indexer": {"model": str(tiny_model_dir)}})
+        with flow:
+            _wait_for_shards(http_port)
+            docs = [{"id": "s0", "text": "hello world"}, {"id": "s1", "text": "cats and dogs"}]
+            assert http_post(http_port, "/index", {"data": docs})[0] == 200
+            parts = flow._deployment_nodes["indexer"].pod_args
+            ports = {"head": parts["head"].port[0], "merger": parts["uses_after"].port[0]}
+            ports.update({f"shard-{k}": replicas[0].port[0] for k, replicas in parts["pods"].items()})
+            yield grpc_port, http_port, ports
+
+
+def _index_count(http_port):
+    status, body = http_post(http_port, "/index/status", {"data": []}, key=READ_KEY)
+    assert status == 200, body
+    return body["result"]["count"]  # the merger's: both shards together
+
+
+@pytest.mark.parametrize("endpoint", sorted(SEARCH_CALLS))
+def test_search_flow_without_a_key_refuses(search_service, endpoint):
+    grpc_port, http_port, _ = search_service
+    _refused_without_a_key(grpc_port, http_port, endpoint, SEARCH_CALLS)
+    assert _index_count(http_port) == 2
+
+
+@pytest.mark.parametrize("endpoint", SEARCH_WRITES)
+def test_search_flow_read_key_changes_no_index(search_service, endpoint):
+    grpc_port, http_port, _ = search_service
+    _refused_to_a_read_key(grpc_port, http_port, endpoint, SEARCH_CALLS)
+    assert _index_count(http_port) == 2
+
+
+def test_search_flow_read_key_searches(search_service):
+    from tunerflow.client.search import search
+
+    grpc_port, http_port, _ = search_service
+    parameters, docs = SEARCH_CALLS["/search"]
+    status, body = http_post(http_port, "/search", {"data": docs, "parameters": parameters}, key=READ_KEY)
+    assert status == 200, body
+    over_http = body["data"][0]["matches"]
+    assert [m["id"] for m in over_http] == ["s0", "s1"] and over_http[0]["text"] == "hello world"
+    for host in (f"grpc://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}"):
+        with environment(TUNERFLOW_API_KEY=READ_KEY):
+            matches = search("hello world", limit=2, host=host)[0]
+        assert [(m.id, m.text) for m in matches] == [("s0", "hello world"), ("s1", "cats and dogs")], host
+
+
+@pytest.mark.parametrize("part", ["shard-0", "shard-1", "merger", "head"])
+def test_search_flow_internal_ports_refuse_direct_calls(search_service, part):
+    from jina import Client
+    from jina.excepts import BadServer
+
+    from tunerflow.search.documents import SearchDoc
+
+    _, http_port, ports = search_service
+    direct = Client(host=f"grpc://127.0.0.1:{ports[part]}")
+    # The head forwards to the shards, which refuse; jina's head then fails on the missing answers (KeyError).
+    refusal = None if part == "head" else "answers only requests forwarded by the tunerflow gateway"
+    for endpoint, docs in (("/index", [SearchDoc(id="sneaky", text="sneaky")]), ("/clear", [])):
+        for parameters in ({}, {SECRET_PARAMETER: "a guess"}):
+            with pytest.raises(BadServer, match=refusal):
+                direct.post(endpoint, inputs=DocList[SearchDoc](docs), parameters=parameters)
+    assert _index_count(http_port) == 2
+
+
+def test_search_flow_large_bodies_are_all_answered_or_refused_with_the_limit(search_service):
+    _, http_port, _ = search_service
+    queries = [{"id": f"q{i}", "text": f"hello {i}"} for i in range(250)]
+    status, body = http_post(http_port, "/search", {"data": queries, "parameters": {"limit": 1}}, key=READ_KEY)
+    assert status == 200 and [d["id"] for d in body["data"]] == [q["id"] for q in queries]
+    assert all(len(d["matches"]) == 1 for d in body["data"])
+    status, body = http_post(http_port, "/search", {"data": [{"text": "x"}] * 10_001}, key=READ_KEY)
+    assert status == 413 and "the limit is 10000" in body["detail"]

@@ -107,3 +107,13 @@ def test_the_indexer_is_configured_as_in_the_local_flow(objects):
         args = containers(objects, name)["executor"]["args"]
         assert json.loads(option(args, "--uses-with")).items() >= local["indexer"]["uses_with"].items()
         assert json.loads(option(args, "--uses-requests")) == local["indexer"]["uses_requests"]
+
+
+@pytest.mark.parametrize(("name", "part"), [*((shard, "executor") for shard in SHARDS), ("indexer-head", "uses-after")])
+def test_shards_and_merger_get_the_internal_secret(objects, name, part):
+    """Indexer and merger are GatewayOnly: without the Flow's secret each pod would make its own and refuse all."""
+    env = {item["name"]: item for item in containers(objects, name)[part].get("env", [])}
+    assert env["TUNERFLOW_INTERNAL_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "api-keys",
+        "key": "internal-secret",
+    }

@@ -13,7 +13,7 @@ import pytest
 from docarray import DocList
 
 from tests.training_helpers import toy_options, toy_records
-from tunerflow.errors import ConfigError, DataError
+from tunerflow.errors import ConfigError, ConflictError, DataError, NotFoundError
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.tuner_params import DatasetParameters, RunParameters
 
@@ -86,7 +86,7 @@ def test_run_lifecycle_and_artifact_download(tuner, tiny_model_dir, tmp_path):
     options = RunParameters(**toy_options(tiny_model_dir, epochs=2, run_name="r1", to_onnx=True))
     created = tuner.start(DocList[LabeledText](), options)
     assert created["status"] == "CREATED" and created["run_name"] == "r1"
-    with pytest.raises(ConfigError, match="already exists"):
+    with pytest.raises(ConflictError, match="already exists"):
         tuner.start(DocList[LabeledText](), options)
     status = _wait(tuner, "r1")
     assert status["status"] == "FINISHED", status["details"]
@@ -111,7 +111,7 @@ def test_run_lifecycle_and_artifact_download(tuner, tiny_model_dir, tmp_path):
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert {"tunerflow.json", "run.json", "model.safetensors", "model.onnx", "training.png"} <= set(names)
 
-    runs = _run(tuner.runs(DocList[LabeledText]()))["runs"]
+    runs = _run(tuner.runs(DocList[LabeledText](), {}))["runs"]
     assert [(r["run_name"], r["status"]) for r in runs] == [("r1", "FINISHED")]
     latest = (tmp_path / "home/artifacts/LATEST").read_text().strip()
     assert latest == "r1"
@@ -131,12 +131,12 @@ def test_second_run_is_queued_and_cancel_works(tuner, tiny_model_dir):
         time.sleep(0.1)
     _run(tuner.cancel(DocList[LabeledText](), {"run_name": "long"}))
     assert _wait(tuner, "long")["status"] == "CANCELLED"
-    with pytest.raises(ConfigError, match="has no artifact"):
+    with pytest.raises(ConflictError, match="has no artifact"):
         _run(tuner.artifact(DocList[LabeledText](), {"run_name": "long"}))
 
 
 def test_unknown_run_names_list_the_known_ones(tuner):
-    with pytest.raises(ConfigError, match="no run named 'ghost'"):
+    with pytest.raises(NotFoundError, match="no run named 'ghost'"):
         _run(tuner.status(DocList[LabeledText](), {"run_name": "ghost"}))
 
 
@@ -179,12 +179,12 @@ def test_promote_rollback_and_served_endpoints(tuner, tiny_model_dir):
     for name in ("m1", "m2"):
         answer = _run(tuner.promote(DocList[LabeledText](), {"run_name": name}))
         assert answer["served"] == name and answer["changed"]
-    runs = _run(tuner.runs(DocList[LabeledText]()))["runs"]
-    assert [(r["run_name"], r["promoted"]) for r in runs] == [("m1", True), ("m2", True)]
+    runs = _run(tuner.runs(DocList[LabeledText](), {}))["runs"]
+    assert [(r["run_name"], r["promoted"]) for r in runs] == [("m2", True), ("m1", True)]  # newest first
     answer = _run(tuner.rollback(DocList[LabeledText](), {}))
     assert answer["served"] == "m1" and [e["action"] for e in answer["history"]] == ["promote", "promote", "rollback"]
     assert _run(tuner.served(DocList[LabeledText](), {}))["history"] == answer["history"]
     with pytest.raises(ValidationError):
         _run(tuner.rollback(DocList[LabeledText](), {"run_name": "m2"}))
-    with pytest.raises(ConfigError, match="no run named"):
+    with pytest.raises(NotFoundError, match="no run named"):
         _run(tuner.promote(DocList[LabeledText](), {"run_name": "ghost"}))

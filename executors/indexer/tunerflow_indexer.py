@@ -18,6 +18,7 @@ from tunerflow.search.convert import ids_of_docs, merge_matches, query_groups, r
 from tunerflow.search.documents import SearchDoc
 from tunerflow.search.parameters import DEFAULT_LIMIT, SearchParameters, WriteParameters
 from tunerflow.serving.documents import LabeledText
+from tunerflow.serving.internal import GatewayOnly
 from tunerflow.serving.served_model import ServedModel
 
 
@@ -27,7 +28,7 @@ def embedder_of(served: ServedModel) -> Embedder:
     return Embedder(ModelIdentity(source, backend.dimension), backend.embed)
 
 
-class IndexerExecutor(Executor):
+class IndexerExecutor(GatewayOnly, Executor):
     """Serves ``/index``, ``/update``, ``/delete``, ``/clear``, ``/search`` and ``/index/status``.
 
     (``/index/status``, not ``/status``: an executor endpoint named ``/status`` shadows the HTTP
@@ -200,8 +201,10 @@ def checked_limit(limit: Optional[int], count: int) -> int:
     return limit or min(DEFAULT_LIMIT, count)
 
 
-class SearchMerger(Executor):
+class SearchMerger(GatewayOnly, Executor):
     """Runs after the shards (``uses_after``): one answer from all of theirs.
+
+    Like the shards it answers only requests that came through the gateway (its port is its own).
 
     ``/search``: every shard's matches of a query, best score first, ties in index order, the
     limit kept. The other endpoints: the shards' reports summed (count) and listed (``shards``).

@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: jina reads the endpoint
 annotations at run time to build document and parameter schemas.
 """
 
+import asyncio
 import base64
 from typing import Optional
 
@@ -19,13 +20,20 @@ from tunerflow.paths import home_dir, under_home
 from tunerflow.runs import RunManager
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.internal import GatewayOnly
+from tunerflow.serving.parameters import NoParameters
 from tunerflow.serving.tuner_params import (
     ArtifactQuery,
     DatasetParameters,
+    ExperimentQuery,
     LogQuery,
+    ModelQuery,
+    NewExperiment,
+    PageQuery,
     PublicationQuery,
+    RunListQuery,
     RunParameters,
     RunQuery,
+    RunsQuery,
 )
 from tunerflow.settings import section
 from tunerflow.training.recipe import Recipe
@@ -94,7 +102,7 @@ class TunerExecutor(GatewayOnly, Executor):
     @requests(on="/runs/status")
     async def status(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
         query = RunQuery(**parameters)
-        return self.manager.get(query.run_name).to_dict()
+        return self.manager.get(query.run_name, query.experiment_name).to_dict()
 
     @requests(on="/runs/logs")
     async def logs(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
@@ -108,9 +116,63 @@ class TunerExecutor(GatewayOnly, Executor):
         return self.manager.get(RunQuery(**parameters).run_name).metrics
 
     @requests(on="/runs/list")
-    async def runs(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
-        keys = ("run_name", "experiment_name", "status", "details", "created_at", "finished_at", "promoted")
-        return {"runs": [{key: record.to_dict()[key] for key in keys} for record in self.manager.list()]}
+    async def runs(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """Runs newest first (of one experiment when given), a page of ``size`` or all; ``total`` counts them all."""
+        query = RunListQuery(**parameters)
+        records = self.manager.list(query.experiment_name)
+        chosen = records if query.size is None else records[(query.page - 1) * query.size : query.page * query.size]
+        return {"runs": [run_summary(r) for r in chosen], "total": len(records), "page": query.page}
+
+    @requests(on="/runs/delete")
+    async def delete_run(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """Delete an ended run with its log, checkpoints and artifact (a queued or running one is refused)."""
+        query = RunQuery(**parameters)
+        record = await asyncio.to_thread(self.manager.delete, query.run_name, query.experiment_name)
+        return {"deleted": [run_summary(record)]}
+
+    @requests(on="/runs/delete_all")
+    async def delete_runs(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """Delete every run (of one experiment when given): all, or none if one is queued, running or served."""
+        records = await asyncio.to_thread(self.manager.delete_runs, RunsQuery(**parameters).experiment_name)
+        return {"deleted": [run_summary(r) for r in records]}
+
+    @requests(on="/experiments/create")
+    async def create_experiment(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        query = NewExperiment(**parameters)
+        return self.manager.create_experiment(query.name, query.description)
+
+    @requests(on="/experiments/get")
+    async def get_experiment(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        return self.manager.get_experiment(ExperimentQuery(**parameters).name)
+
+    @requests(on="/experiments/list")
+    async def experiments(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        query = PageQuery(**parameters)
+        entries = self.manager.list_experiments()
+        page = entries[(query.page - 1) * query.size : query.page * query.size]
+        return {"experiments": page, "total": len(entries), "page": query.page}
+
+    @requests(on="/experiments/delete")
+    async def delete_experiment(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """Delete an experiment and its runs (none if one of them is queued, running or served)."""
+        name = ExperimentQuery(**parameters).name
+        return {"deleted": [await asyncio.to_thread(self.manager.delete_experiment, name)]}
+
+    @requests(on="/experiments/delete_all")
+    async def delete_experiments(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        NoParameters(**parameters)
+        return {"deleted": await asyncio.to_thread(self.manager.delete_experiments)}
+
+    @requests(on="/models/list")
+    async def models(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """The models a run may name here, with architecture, dimension and size (no weights loaded)."""
+        NoParameters(**parameters)
+        return {"models": await asyncio.to_thread(self.manager.catalogue.describe)}
+
+    @requests(on="/models/resolve")
+    async def resolve_model(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
+        """Whether a run may name this model here (the client asks before it uploads anything)."""
+        return await asyncio.to_thread(self.manager.check_model, ModelQuery(**parameters).model)
 
     @requests(on="/runs/cancel")
     async def cancel(self, docs: DocList[LabeledText], parameters: dict, **kwargs) -> DocList[LabeledText]:
@@ -169,3 +231,15 @@ class TunerExecutor(GatewayOnly, Executor):
     def close(self) -> None:
         self.manager.close()
         super().close()
+
+
+def run_summary(record) -> dict:
+    """A run as listings give it: what the reference tool's Run holds, and our status fields (no server paths)."""
+    data = record.to_dict()
+    keys = ("run_name", "experiment_name", "description", "status", "details", "created_at", "finished_at", "promoted")
+    return {**{key: data[key] for key in keys}, "config": data["recipe"], "artifact_id": artifact_id(record)}
+
+
+def artifact_id(record) -> Optional[str]:
+    """The finished run's artifact as clients name it (``model_artifact=``, the catalogue): the run's name."""
+    return record.run_name if record.status.value == "FINISHED" and record.artifact else None

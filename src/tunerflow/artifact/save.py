@@ -115,7 +115,7 @@ def _write_head(loaded: LoadedModel, staging: Path) -> HeadInfo | None:
 
 def zip_artifact(directory: Path) -> Path:
     """Write ``<directory>.zip`` with the artifact's files at the archive root."""
-    archive = directory.with_suffix(".zip")
+    archive = directory.with_name(f"{directory.name}.zip")  # not with_suffix: 'run.v2' must not become 'run.zip'
     partial = archive.with_name(f".{archive.name}.partial")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as handle:
         for path in sorted(directory.rglob("*")):

@@ -93,8 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("run")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
     _host(logs)
-    runs = commands.add_parser("runs", help="list runs")
+    runs = commands.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--experiment", help="only this experiment's runs")
+    runs.add_argument("--page", type=int, default=1, help="page of --size runs (default 1)")
+    runs.add_argument("--size", type=int, default=50, help="runs per page, at most 100 (default 50)")
     _host(runs)
+    delete = commands.add_parser("delete", help="delete an ended run with its log, checkpoints and artifact")
+    delete.add_argument("run")
+    _host(delete)
+    models = commands.add_parser("models", help="the models that can be fine-tuned: name, architecture, dim, size")
+    models.add_argument("--host", help="ask this Flow's tuner (default: the catalogue of this machine)")
     promote = commands.add_parser("promote", help="serve a finished run's artifact now")
     promote.add_argument("run")
     _host(promote)
@@ -180,7 +188,7 @@ def cmd_fit(args) -> int:
 def cmd_status(args) -> int:
     from tunerflow.client import get_run
 
-    _print(get_run(args.run, args.host).record())
+    _print(get_run(args.run, host=args.host).record())
     return 0
 
 
@@ -188,7 +196,7 @@ def cmd_metrics(args) -> int:
     from tunerflow.cli.tables import metrics_table
     from tunerflow.client import get_run
 
-    metrics = get_run(args.run, args.host).metrics()
+    metrics = get_run(args.run, host=args.host).metrics()
     print(metrics_table(metrics) if metrics.get("before") and metrics.get("after") else json.dumps(metrics, indent=2))
     return 0
 
@@ -196,14 +204,14 @@ def cmd_metrics(args) -> int:
 def cmd_cancel(args) -> int:
     from tunerflow.client import get_run
 
-    _print(get_run(args.run, args.host).cancel())
+    _print(get_run(args.run, host=args.host).cancel())
     return 0
 
 
 def cmd_logs(args) -> int:
     from tunerflow.client import get_run
 
-    run = get_run(args.run, args.host)
+    run = get_run(args.run, host=args.host)
     if args.follow:
         for line in run.stream_logs():
             print(line, flush=True)
@@ -215,8 +223,27 @@ def cmd_logs(args) -> int:
 def cmd_runs(args) -> int:
     from tunerflow.client import list_runs
 
-    for run in list_runs(args.host):
-        print(f"{run['run_name']:40} {run['status']:10} {run['created_at']}  {run['details']}")
+    for run in list_runs(args.experiment, args.page, args.size, host=args.host):
+        summary = run.summary
+        print(
+            f"{run.name:40} {summary['experiment_name']:20} {summary['status']:10} {summary['created_at']}  "
+            f"{summary['details']}"
+        )
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from tunerflow.client import delete_run
+
+    delete_run(args.run, host=args.host)
+    print(f"deleted run {args.run}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from tunerflow.client import describe_models
+
+    describe_models(host=args.host)
     return 0
 
 
@@ -244,7 +271,7 @@ def cmd_served(args) -> int:
 def cmd_download(args) -> int:
     from tunerflow.client import get_run
 
-    print(get_run(args.run, args.host).save_artifact(args.directory))
+    print(get_run(args.run, host=args.host).save_artifact(args.directory))
     return 0
 
 
@@ -281,6 +308,8 @@ COMMANDS = {
     "cancel": cmd_cancel,
     "logs": cmd_logs,
     "runs": cmd_runs,
+    "delete": cmd_delete,
+    "models": cmd_models,
     "download": cmd_download,
     "promote": cmd_promote,
     "rollback": cmd_rollback,

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from tunerflow.callback import EvaluationCallback, callback_options
 from tunerflow.client.connection import Connection
 from tunerflow.client.data import is_file_path, is_pair_data, labeled_docs
+from tunerflow.client.models import check_model
 from tunerflow.client.run import Run
 from tunerflow.data.csv_options import CSVOptions
 from tunerflow.errors import ConfigError, DataError
@@ -120,6 +121,11 @@ def fit(
     if differences:
         log.warning("%s", differences)
     connection = Connection(host, api_key)
+    # A model (or run artifact to continue) the tuner cannot train is refused before any upload.
+    if options.get("model_artifact"):
+        _check_model_artifact(connection, options["model_artifact"])
+    elif model is not None:
+        check_model(connection, model)
     show = sys.stderr.isatty() if progress is None else progress
     for key, (given_data, name) in data.items():
         options[key] = _dataset(connection, given_data, name, chunk_size, show, csv_options)
@@ -168,19 +174,15 @@ def _parameters(options: dict[str, Any]) -> RunParameters:
         raise ConfigError(str(error)) from None
 
 
+def _check_model_artifact(connection: Connection, run_name: str) -> None:
+    """``model_artifact`` names a finished run of the tuner (its artifact is what the new run trains on)."""
+    status = connection.call("/runs/status", {"run_name": run_name})["status"]
+    if status != "FINISHED":
+        raise ConfigError(f"model_artifact {run_name!r}: that run is {status}; only a FINISHED run has an artifact")
+
+
 def _new_run_name() -> str:
     return f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
-def get_run(run_name: str, host: str | None = None, api_key: str | None = None) -> Run:
-    """A handle on an existing run (raises if the tuner does not know it)."""
-    run = Run(run_name, Connection(host, api_key))
-    run.record()
-    return run
-
-
-def list_runs(host: str | None = None, api_key: str | None = None) -> list[dict]:
-    return Connection(host, api_key).call("/runs/list")["runs"]
 
 
 def promote(run: Run | str, host: str | None = None) -> dict:

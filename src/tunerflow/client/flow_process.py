@@ -69,27 +69,16 @@ class FlowProcess:
         config = yaml.safe_load(self.flow_file.read_text())
         config.setdefault("with", {})["port"] = [self.grpc_port, self.http_port]
         for executor in config["executors"]:
-            executor["uses"] = str((self.flow_file.parent / executor["uses"]).resolve())
+            for key in ("uses", "uses_before", "uses_after"):  # paths relative to the original file
+                if key in executor:
+                    executor[key] = str((self.flow_file.parent / executor[key]).resolve())
             executor.setdefault("uses_with", {}).update(self.uses_with.get(executor["name"], {}))
         path = self.log_file.with_suffix(".flow.yml")
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
     def start(self, timeout: float = 300) -> FlowProcess:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        flow = self._write_flow()
-        keys = {"TUNERFLOW_API_KEYS": f"{self.api_key}:write", "TUNERFLOW_API_KEYS_FILE": ""}
-        secret = {"TUNERFLOW_INTERNAL_SECRET": new_key()}
-        env = {**os.environ, "JINA_HIDE_SURVEY": "1", **keys, **secret, **self.env}
-        with self.log_file.open("w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "jina", "flow", "--uses", str(flow)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
+        self.process = self.launch()
         deadline = time.monotonic() + timeout
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -99,6 +88,23 @@ class FlowProcess:
             time.sleep(0.5)
         time.sleep(1)  # a Flow interrupted at the very moment it becomes ready can hang on shutdown
         return self
+
+    def launch(self) -> subprocess.Popen:
+        """Start ``jina flow`` in its own session (its pid is the group id) with the key and a fresh secret."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        flow = self._write_flow()
+        keys = {"TUNERFLOW_API_KEYS": f"{self.api_key}:write", "TUNERFLOW_API_KEYS_FILE": ""}
+        secret = {"TUNERFLOW_INTERNAL_SECRET": new_key()}
+        env = {**os.environ, "JINA_HIDE_SURVEY": "1", **keys, **secret, **self.env}
+        with self.log_file.open("w") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "jina", "flow", "--uses", str(flow)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
 
     def _ready(self) -> bool:
         try:

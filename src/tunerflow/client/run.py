@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from tunerflow.client.connection import Connection
 from tunerflow.errors import ArtifactError
 
 DONE = ("FINISHED", "FAILED", "CANCELLED")
+log = logging.getLogger(__name__)
 
 
 class Run:
@@ -20,18 +22,84 @@ class Run:
     Args:
         name: the run's name.
         connection: the Flow it runs on.
+        experiment_name: the run's experiment, when known (it is then checked on every call).
+        summary: what a listing said of the run (``config``, ``created_at``, ...), kept as given.
     """
 
-    def __init__(self, name: str, connection: Connection) -> None:
+    def __init__(
+        self, name: str, connection: Connection, experiment_name: str | None = None, summary: dict | None = None
+    ) -> None:
         self.name = name
         self.connection = connection
+        self._experiment = experiment_name
+        self._summary = dict(summary or {})
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, host={self.connection.host!r})"
 
     def record(self) -> dict:
         """Everything the tuner knows about the run."""
-        return self.connection.call("/runs/status", {"run_name": self.name})
+        query = {"run_name": self.name}
+        if self._experiment is not None:
+            query["experiment_name"] = self._experiment
+        record = self.connection.call("/runs/status", query)
+        self._experiment = record.get("experiment_name", self._experiment)
+        self._summary.update(config=record.get("recipe"), description=record.get("description"))
+        self._summary.update(created_at=record.get("created_at"))
+        return record
+
+    @property
+    def summary(self) -> dict:
+        """What the listing that made this handle said of the run (status and times as they were then)."""
+        return dict(self._summary)
+
+    @property
+    def experiment_name(self) -> str:
+        """The experiment the run belongs to (``default`` unless ``fit`` named one)."""
+        if self._experiment is None:
+            self.record()
+        return self._experiment
+
+    @property
+    def config(self) -> dict:
+        """The run's options as the tuner stored them (its whole recipe, defaults filled in)."""
+        return self._known("config")
+
+    @property
+    def created_at(self) -> str:
+        return self._known("created_at")
+
+    @property
+    def description(self) -> str:
+        return self._known("description")
+
+    def _known(self, key: str):
+        """A fixed fact of the run: from the listing that made this handle, else asked for once."""
+        if self._summary.get(key) is None:
+            self.record()
+        return self._summary[key]
+
+    @property
+    def artifact_id(self) -> str | None:
+        """The finished run's artifact as ``model_artifact=`` and the tuner's catalogue name it; None before.
+
+        The reference tool raises while a run is not finished; here it is None, so that it can be polled.
+        """
+        record = self.record()
+        return self.name if record["status"] == "FINISHED" and record.get("artifact") else None
+
+    def display_metrics(self) -> None:
+        """Print the retrieval metrics before and after fine-tuning as a table (or say why there are none)."""
+        from tunerflow.cli.tables import metrics_table
+
+        metrics = self.metrics()
+        if metrics.get("before") and metrics.get("after"):
+            print(metrics_table(metrics))
+        else:
+            print(
+                f"run {self.name} has no evaluation metrics (it is {self.status()['status']}; "
+                "evaluate with callbacks=[EvaluationCallback(query_data=..., index_data=...)])"
+            )
 
     def status(self) -> dict:
         """``{'status': CREATED | STARTED | FINISHED | FAILED | CANCELLED, 'details': ..., 'progress': ...}``."""
@@ -81,8 +149,16 @@ class Run:
         """
         return self.connection.call("/runs/promote", {"run_name": self.name})
 
-    def save_artifact(self, directory: str | Path = ".", chunk_size: int = 4 * 1024 * 1024) -> Path:
-        """Download the finished run's artifact as ``<directory>/<run>.zip`` (checked by SHA-256)."""
+    def save_artifact(self, directory: str | Path = ".", chunk_size: int = 4 * 1024 * 1024, wait: bool = True) -> Path:
+        """Download the finished run's artifact as ``<directory>/<run>.zip`` (checked by SHA-256).
+
+        Args:
+            wait: a run still queued or training is waited for first (a script that saves right after
+                ``fit`` gets the artifact, as the reference guide's does); False: refused at once.
+        """
+        if wait and (status := self.status()["status"]) not in DONE:
+            log.warning("run %s is %s: waiting for it to end before saving its artifact", self.name, status)
+            self.wait()
         directory = Path(directory).expanduser()
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"{self.name}.zip"

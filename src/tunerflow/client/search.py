@@ -1,9 +1,9 @@
 """Index and search with a served indexer (``flows/train.yml`` or ``flows/search.yml``) over gRPC or HTTP.
 
 ``index(data)`` stores texts, ``search(queries)`` answers each query with its best matches and their
-scores, ``search_status()`` reports the index (count, model, rebuild progress). Over HTTP, jina's
-gateway returns nested matches with their ids only: ``text``, ``label`` and ``tags`` are then None
-and empty (ids and scores are exact). The Python client prefers gRPC, where every field comes back.
+scores, ``search_status()`` reports the index (count, model, rebuild progress). Both protocols go
+through the tunerflow gateway (API key from ``$TUNERFLOW_API_KEY``) and give the same matches, every
+field included.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from tunerflow.client.connection import Connection, RemoteError, default_chunk_s
 from tunerflow.errors import DataError
 
 TARGET = "indexer"
-# jina's own HTTP gateway (flows/search.yml) answers a body of more than 100 documents with the first 100 only.
-HTTP_SEARCH_DOCS = 100
+# Over HTTP, requests hold at most HTTP_MAX_DOCS documents (max_request_docs): the gateway refuses larger
+# bodies with 413 and the limit named, and forwards /search queries in chunks, all answered.
 QUERY_BATCH = 256
 
 
@@ -30,7 +30,7 @@ class SearchMatch:
 
     Attributes:
         id: the stored document's id.
-        text, label, tags: as indexed (None / empty over HTTP: the gateway returns nested ids only).
+        text, label, tags: as indexed.
         score: cosine similarity to the query (higher is closer).
     """
 
@@ -56,11 +56,11 @@ def index(
             ``(text, label)`` pairs or of strings, or a CSV (``text,label``) / JSONL path.
         host: the Flow (default: ``$TUNERFLOW_HOST``, else config.yml's ``client.host``).
         update: replace documents whose id is stored already (``/update``) instead of refusing them.
-        chunk_size: documents per request (at most 100 over HTTP).
+        chunk_size: documents per request (at most 10,000 over HTTP).
         progress: show a progress bar (default: when stderr is a terminal).
     """
     connection = Connection(host)
-    size = min(max_request_docs(connection.host, int(chunk_size or default_chunk_size())), _http_cap(connection))
+    size = max_request_docs(connection.host, int(chunk_size or default_chunk_size()))
     endpoint = "/update" if update else "/index"
     key = "updated" if update else "indexed"
     bar = _progress_bar(sys.stderr.isatty() if progress is None else progress)
@@ -93,7 +93,7 @@ def search(
         limit: matches per query (default 10, at most the index size; 1 to 1000).
         filter: exact-match filter, ``{"label": "3"}`` or ``{"tags": {"lang": "en"}}``.
         host: the Flow (default: ``$TUNERFLOW_HOST``, else config.yml's ``client.host``).
-        batch_size: queries per request (at most 100 over HTTP).
+        batch_size: queries per request (at most 10,000 over HTTP).
     """
     from tunerflow.search.documents import SearchDoc
 
@@ -103,7 +103,7 @@ def search(
     connection = Connection(host)
     parameters = {key: value for key, value in (("limit", limit), ("filter", filter)) if value is not None}
     answers: list[list[SearchMatch]] = []
-    size = min(max_request_docs(connection.host, batch_size), _http_cap(connection))
+    size = max_request_docs(connection.host, batch_size)
     for start in range(0, len(texts), size):
         chunk = [SearchDoc(id=f"q{start + i}", text=text) for i, text in enumerate(texts[start : start + size])]
         for response in post(connection, "/search", chunk, parameters):
@@ -125,10 +125,6 @@ def rebuilt_with(status: dict, model: str) -> bool:
     rebuilds = [s.get("rebuild") for s in (shards if isinstance(shards, list) else [status])]
     running = any(r is not None and r.get("state") == "running" for r in rebuilds)
     return not running and Path(str(status.get("model"))).name == Path(model).name
-
-
-def _http_cap(connection: Connection) -> int:
-    return HTTP_SEARCH_DOCS if connection.http else 1 << 30
 
 
 def post(connection: Connection, endpoint: str, docs: Sequence, parameters: dict | None = None) -> list:

@@ -7,9 +7,14 @@ from typing import Any
 import grpc
 from jina.serve.runtimes.servers.grpc import GRPCServer
 
+from tunerflow.errors import TunerflowError
 from tunerflow.gateway.guard import Guard, clean_response, key_from
 from tunerflow.serving.access import AuthError
 from tunerflow.serving.internal import stamp
+
+
+class GatewayStoppedError(TunerflowError):
+    """The gateway was asked to stop while it still waited for the executors (a failed Flow start)."""
 
 
 class GuardedHandler:
@@ -85,7 +90,10 @@ class GuardedGRPCServer(GRPCServer):
     async def setup_server(self) -> None:
         inner = self._request_handler
         # jina's setup does this only for its own handler class: fetch the endpoint schemas first.
+        # It retries until every executor answers, or until the Flow stops this gateway (SIGTERM).
         await inner.streamer._get_endpoints_input_output_models(is_cancel=self.is_cancel)
+        if self.is_cancel.is_set():  # e.g. an executor failed to start: do not bind, let the process end
+            raise GatewayStoppedError("the Flow stopped the gateway before every executor answered")
         inner.streamer._validate_flow_docarray_compatibility()
         self._request_handler = GuardedHandler(inner, self.guard)
         await super().setup_server()

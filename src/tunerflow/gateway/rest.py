@@ -4,7 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the route
 annotations at run time, and the body models are made per endpoint.
 
 Answers keep jina's envelope (``data``, ``parameters.__results__``) and add
-``result``: the answering executor's dict. Errors are ``{"detail": message}``
+``result``: the answering executor's dict (a sharded one's: its merger's). Errors are ``{"detail": message}``
 with 400 (bad input), 401 (no or unknown key), 403 (role), 404 (unknown run,
 dataset or route), 409 (conflict), 413 (too large), 422 (a parameter or
 document refused by its model), 503 (an executor unreachable) and 500 (our
@@ -26,7 +26,6 @@ from tunerflow.gateway.embeddings import add_embeddings_route
 from tunerflow.gateway.forward import Answer, Forwarder, ForwardError
 from tunerflow.gateway.guard import Guard, error_text
 from tunerflow.gateway.strict_json import MAX_DOCS, StrictJSONRoute, error_response
-from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.endpoints import ENDPOINTS, EndpointSpec
 from tunerflow.serving.parameters import describe_errors
 from tunerflow.serving.wire import whole_numbers
@@ -79,7 +78,7 @@ def build_app(handler, guard: Guard, title: Optional[str] = None, description: O
         if path.startswith("_jina") or path == "/default":
             continue
         spec = ENDPOINTS.get(path) or EndpointSpec(path, "", docs=True, summary=f"Endpoint {path}")
-        doc_type = LabeledText if path in ENDPOINTS else models["input"]
+        doc_type = spec.doc_type if path in ENDPOINTS else models["input"]
         _add_route(app, spec, forwarder, doc_type, registered=path in ENDPOINTS)
     if "/encode" in discovered:
         add_embeddings_route(app, forwarder)
@@ -150,7 +149,8 @@ def _add_route(app: FastAPI, spec: EndpointSpec, forwarder: Forwarder, doc_type:
 
 def _envelope(answer: Answer, doc_type: type, request_id: Optional[str]) -> Response:
     results = whole_numbers(answer.results)
-    result = next(iter(results.values())) if len(results) == 1 else None
+    merged = [value for key, value in results.items() if "/uses_after" in key]  # a sharded executor's merger
+    result = merged[0] if merged else next(iter(results.values())) if len(results) == 1 else None
     head = json.dumps({"header": {"request_id": request_id}, "parameters": {"__results__": results}, "result": result})
     data = DocList[doc_type](answer.docs).to_json() if answer.docs else "[]"
     return Response(head[:-1] + ', "data": ' + data + "}", media_type="application/json")

@@ -40,3 +40,15 @@ class TunerflowGateway(CompositeBaseServer, BaseGateway):
                 raise ConfigError(f"the tunerflow gateway serves grpc and http, not {protocol}")
             self.servers.append(SERVERS[protocol](guard=guard, **server_kwargs))
         self.gateways = self.servers
+
+    async def setup_server(self) -> None:
+        """Set up every server, each watching this gateway's cancel event.
+
+        jina's runtime hands its cancel event (set on SIGTERM) to this object after ``__init__``, so the
+        servers made there hold events of their own; without this, a gateway still waiting for an
+        executor that failed to start would ignore the Flow's SIGTERM and keep polling, holding its
+        ports, until the Flow's main process gave up on it.
+        """
+        for server in self.servers:
+            server.is_cancel = self.is_cancel
+        await super().setup_server()

@@ -88,10 +88,17 @@ class Catalogue:
                 pass
         names = [entry["name"] for entry in self.describe(details=False)]
         shown = ", ".join(names[:_LISTED_IN_ERRORS]) + (", ..." if len(names) > _LISTED_IN_ERRORS else "")
-        raise ModelNotAvailableError(
-            f"model {text!r} is not in this server's catalogue; choose one of: {shown}. "
-            f"To offer another model, the operator puts it under a model root "
+        how = (
+            f"To offer it, the operator, on the tuner's machine, either fetches it into the Hugging Face cache "
+            f"(`hf download {text}`, where there is network; safetensors weights) or puts its directory "
+            f"under a model root (config.yml models.roots or ${ROOTS_VARIABLE})"
+            if _HUB_ID.fullmatch(text)
+            else f"To offer another model, the operator puts it under a model root "
             f"(config.yml models.roots or ${ROOTS_VARIABLE})"
+        )
+        raise ModelNotAvailableError(
+            f"model {text!r} is not in this server's catalogue; choose one of: {shown}. {how}; "
+            f"`tunerflow models --host HOST` lists what it offers"
         )
 
     def describe(self, details: bool = True) -> list[dict[str, Any]]:
@@ -169,18 +176,58 @@ def _bundled() -> Path | None:
 
 
 def _model_facts(path: Path | None) -> dict[str, Any]:
-    facts: dict[str, Any] = {"architecture": None, "dimension": None, "size": None}
+    """Architecture, embedding dimension, parameter count and bytes on disk, from JSON files and headers only."""
+    facts: dict[str, Any] = {"architecture": None, "dimension": None, "parameters": None, "size": None}
     if path is None or not path.is_dir():
         if path is not None and path.is_file():
             facts["size"] = path.stat().st_size
         return facts
     artifact = _read_json(path / ARTIFACT_CONFIG)
-    config = _read_json(path / "config.json")
+    model_dir = _transformer_dir(path)
+    config = _read_json(model_dir / "config.json")
     spec = artifact.get("spec") or {}
     facts["architecture"] = (config.get("architectures") or [None])[0] or config.get("model_type")
-    facts["dimension"] = spec.get("dimension") or config.get("hidden_size") or config.get("d_model")
+    # hidden_size (BERT, RoBERTa, MPNet, XLM-R), dim (DistilBERT), d_model (T5-like encoders)
+    facts["dimension"] = spec.get("dimension") or next(
+        (config[key] for key in ("hidden_size", "dim", "d_model") if isinstance(config.get(key), int)), None
+    )
+    facts["parameters"] = _parameter_count(model_dir)
     facts["size"] = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
     return facts
+
+
+def _transformer_dir(path: Path) -> Path:
+    """Where a sentence-transformers directory keeps its Hugging Face model (itself, usually)."""
+    if (path / "config.json").is_file():
+        return path
+    try:
+        from tunerflow.modeling.sources import read_st_layout
+
+        return read_st_layout(path).transformer_dir
+    except (OSError, ValueError):
+        return path
+
+
+def _parameter_count(directory: Path) -> int | None:
+    """The number of weights in the directory's ``*.safetensors`` files, read from their headers alone."""
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        try:
+            with file.open("rb") as handle:
+                length = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(length)) if 0 < length < 100_000_000 else {}
+        except (OSError, ValueError):
+            return None
+        for name, tensor in header.items():
+            if name != "__metadata__" and isinstance(tensor, dict):
+                count = 1
+                for extent in tensor.get("shape", []):
+                    count *= int(extent)
+                total += count
+    return total
 
 
 def _read_json(path: Path) -> dict:

@@ -4,6 +4,7 @@ Layout under the home directory::
 
     datasets/<name>/       append-only datasets (see tunerflow.data.store)
     runs/<name>/           record.json, log.txt, checkpoint/, best.safetensors, training.png
+    experiments.json       the experiments (see tunerflow.runs.experiments)
     artifacts/<name>/      every finished run's artifact (and <name>.zip); LATEST -> the served one,
                            HISTORY.jsonl: every serving (see tunerflow.runs.publication)
 
@@ -26,11 +27,13 @@ from typing import Any
 
 from tunerflow.data.records import Record
 from tunerflow.data.store import DatasetStore, check_name
-from tunerflow.errors import ConfigError
+from tunerflow.errors import ConflictError, NotFoundError
 from tunerflow.modeling.catalogue import Catalogue
 from tunerflow.modeling.sources import ModelSource
+from tunerflow.runs.admin import RunAdmin
 from tunerflow.runs.data_aware import data_aware_recipe
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
+from tunerflow.runs.experiments import EXPERIMENTS_FILE, ExperimentStore
 from tunerflow.runs.publication import Publication
 from tunerflow.runs.record import RunRecord, RunStatus, now
 from tunerflow.runs.runlog import client_message, close_run_log, open_run_log, read_run_log
@@ -41,7 +44,7 @@ from tunerflow.training.state import StopReason
 log = logging.getLogger(__name__)
 
 
-class RunManager:
+class RunManager(RunAdmin):
     """Datasets, runs and artifacts under one home directory.
 
     Args:
@@ -69,6 +72,7 @@ class RunManager:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.publication = Publication(self.artifacts)
+        self.experiments = ExperimentStore(self.home / EXPERIMENTS_FILE)
         models = section("models") if models is None else models
         self.catalogue = Catalogue.from_settings(models, extra_roots=[self.artifacts])
         self._lock = threading.Lock()
@@ -99,10 +103,14 @@ class RunManager:
     def start(self, options: dict[str, Any]) -> RunRecord:
         """Validate a run (nothing starts if anything is wrong), record it as CREATED and queue it."""
         recipe = Recipe.from_options(self.defaults, options)
-        source = self._model_source(recipe.model)
+        if recipe.model_artifact is None:
+            source = self._model_source(recipe.model)
+        elif (self.artifacts / recipe.model_artifact).is_dir():  # continuing a run: `model` is not used
+            source = self._tokenizer_source(recipe, None)
+        else:
+            raise NotFoundError(f"model_artifact {recipe.model_artifact!r}: no finished run of that name has one")
         choices, stats = [], None
         if recipe.data_aware:
-            source = self._tokenizer_source(recipe, source)
             check = lambda chosen: check_recipe(chosen, self.datasets)  # noqa: E731
             recipe, choices, stats = data_aware_recipe(recipe, options, self.defaults, self.datasets, source, check)
         check_recipe(recipe, self.datasets)
@@ -110,7 +118,7 @@ class RunManager:
             name = recipe.run_name or self._new_name()
             check_name(name, "run")
             if name in self._records:
-                raise ConfigError(f"a run named {name!r} already exists; choose another run_name")
+                raise ConflictError(f"a run named {name!r} already exists; choose another run_name")
             recipe.run_name = name
             record = RunRecord(
                 run_name=name,
@@ -123,24 +131,19 @@ class RunManager:
             )
             record.details = self._queue_details()
             record.save(self.runs_dir / name)
+            self.experiments.ensure(record.experiment_name, record.created_at)
             self._records[name] = record
             self._queue.append(name)
             self._wake.notify_all()
         return record
 
-    def get(self, name: str) -> RunRecord:
+    def get(self, name: str, experiment: str | None = None) -> RunRecord:
+        """The run's record (NotFoundError if there is no such run, in ``experiment`` when given)."""
         with self._lock:
-            record = self._records.get(name)
-            if record is None:
-                known = ", ".join(sorted(self._records)) or "none yet"
-                raise ConfigError(f"no run named {name!r} (runs: {known})")
+            record = self._lookup(name, experiment)
             if self._active is not None and self._active.name == name and self._active.progress is not None:
                 record.progress = dict(self._active.progress.latest)
             return record
-
-    def list(self) -> list[RunRecord]:
-        with self._lock:
-            return sorted(self._records.values(), key=lambda r: r.created_at)
 
     def cancel(self, name: str) -> RunRecord:
         record = self.get(name)
@@ -161,8 +164,8 @@ class RunManager:
     def artifact_zip(self, name: str) -> Path:
         record = self.get(name)
         if record.status is not RunStatus.FINISHED or not record.artifact:
-            raise ConfigError(f"run {name!r} has no artifact: it is {record.status.value}")
-        return Path(record.artifact).with_suffix(".zip")
+            raise ConflictError(f"run {name!r} has no artifact: it is {record.status.value}")
+        return Path(record.artifact).with_name(f"{name}.zip")  # not with_suffix: run 'a.v2' is not run 'a'
 
     def promote(self, name: str) -> dict:
         """Serve the finished run ``name``'s artifact now (whatever its ``publish`` policy decided)."""
@@ -212,6 +215,7 @@ class RunManager:
                 records.append(RunRecord.load(directory))
         for record in sorted(records, key=lambda r: r.created_at):
             self._records[record.run_name] = record
+            self.experiments.ensure(record.experiment_name, record.created_at)
             if record.status is RunStatus.STARTED:
                 record.details = "interrupted; resuming from the last checkpoint"
                 self._queue.appendleft(record.run_name)
@@ -293,11 +297,16 @@ class RunManager:
                 self._wake.notify_all()
         return record
 
+    def check_model(self, model: str) -> dict:
+        """Whether a run may name ``model`` here (ModelNotAvailableError says what to do if not); no server paths."""
+        source = self._model_source(model)
+        return {"model": model, "available": True, "artifact": source.is_artifact}
+
     def _model_source(self, model: str) -> ModelSource:
         """A run's model from the catalogue; the tuner's own default (config.yml, its ``recipe``) is trusted."""
         return self.catalogue.resolve(model, trusted=model == self.defaults.get("model"))
 
-    def _tokenizer_source(self, recipe: Recipe, source: ModelSource) -> ModelSource:
+    def _tokenizer_source(self, recipe: Recipe, source: ModelSource | None) -> ModelSource | None:
         """Where the run's tokenizer is: its model_artifact's (when it continues one), else its model's."""
         if recipe.model_artifact and (self.artifacts / recipe.model_artifact).is_dir():
             return ModelSource(recipe.model_artifact, self.artifacts / recipe.model_artifact, is_artifact=True)

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from tunerflow.artifact.publish import ServeAction, read_history, read_latest, rollback, served_stack, write_latest
-from tunerflow.errors import ArtifactError, ConfigError
+from tunerflow.errors import ArtifactError, ConflictError
 from tunerflow.runs.gate import Decision
 from tunerflow.runs.record import RunRecord, RunStatus
 
@@ -38,7 +38,7 @@ class Publication:
     def promote(self, record: RunRecord, reason: str = "promoted by request") -> dict:
         """Serve the finished run's artifact now, whatever its policy said."""
         if record.status is not RunStatus.FINISHED or not record.artifact:
-            raise ConfigError(f"run {record.run_name!r} has no artifact to promote: it is {record.status.value}")
+            raise ConflictError(f"run {record.run_name!r} has no artifact to promote: it is {record.status.value}")
         if not (self.artifacts / record.run_name).is_dir():
             raise ArtifactError(f"run {record.run_name!r}'s artifact is no longer there; start the run again")
         with self._lock:

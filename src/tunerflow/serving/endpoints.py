@@ -10,10 +10,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tunerflow.search.documents import SearchDoc
+from tunerflow.search.parameters import SearchParameters, WriteParameters
 from tunerflow.serving.access import Role, required_role
+from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
 from tunerflow.serving.parameters import NoParameters, StrictParameters
-from tunerflow.serving.tuner_params import ArtifactQuery, DatasetParameters, LogQuery, RunParameters, RunQuery
+from tunerflow.serving.tuner_params import (
+    ArtifactQuery,
+    DatasetParameters,
+    ExperimentQuery,
+    LogQuery,
+    ModelQuery,
+    NewExperiment,
+    PageQuery,
+    RunListQuery,
+    RunParameters,
+    RunQuery,
+    RunsQuery,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,7 @@ class EndpointSpec:
         chunked: whether large bodies may be forwarded in chunks (each chunk independent, as
             embedding is); otherwise the documents go in one request (an append is all or nothing).
         summary: one line for the OpenAPI spec.
+        doc_type: the document schema of its requests and answers.
     """
 
     path: str
@@ -36,6 +52,7 @@ class EndpointSpec:
     docs: bool = False
     chunked: bool = False
     summary: str = ""
+    doc_type: type = LabeledText
 
     @property
     def role(self) -> Role:
@@ -62,6 +79,32 @@ register(
     EndpointSpec("/runs/metrics", "tuner", RunQuery, summary="A run's metrics before, per epoch and after"),
     EndpointSpec("/runs/cancel", "tuner", RunQuery, summary="Cancel a run"),
     EndpointSpec("/runs/logs", "tuner", LogQuery, summary="A run's log from a byte offset"),
-    EndpointSpec("/runs/list", "tuner", summary="All runs"),
+    EndpointSpec("/runs/list", "tuner", RunListQuery, summary="Runs newest first, of one experiment, paged"),
+    EndpointSpec("/runs/delete", "tuner", RunQuery, summary="Delete an ended run, its log, checkpoints and artifact"),
+    EndpointSpec("/runs/delete_all", "tuner", RunsQuery, summary="Delete every run (of one experiment)"),
+    EndpointSpec("/experiments/create", "tuner", NewExperiment, summary="Create an empty experiment"),
+    EndpointSpec("/experiments/get", "tuner", ExperimentQuery, summary="An experiment"),
+    EndpointSpec("/experiments/list", "tuner", PageQuery, summary="Experiments newest first, paged"),
+    EndpointSpec("/experiments/delete", "tuner", ExperimentQuery, summary="Delete an experiment and its runs"),
+    EndpointSpec("/experiments/delete_all", "tuner", summary="Delete every experiment and every run"),
+    EndpointSpec("/models/list", "tuner", summary="The models a run may name here"),
+    EndpointSpec("/models/resolve", "tuner", ModelQuery, summary="Whether a run may name this model here"),
     EndpointSpec("/runs/artifact", "tuner", ArtifactQuery, summary="One base64 chunk of a run's artifact zip"),
+)
+register(
+    # /index, /update, /delete: one request each (a refused id refuses the whole request, nothing half-stored)
+    EndpointSpec(
+        "/index", "indexer", WriteParameters, docs=True, summary="Store documents for search", doc_type=SearchDoc
+    ),
+    EndpointSpec(
+        "/update", "indexer", WriteParameters, docs=True, summary="Replace documents by id", doc_type=SearchDoc
+    ),
+    EndpointSpec(
+        "/delete", "indexer", WriteParameters, docs=True, summary="Remove documents by id", doc_type=SearchDoc
+    ),
+    EndpointSpec("/clear", "indexer", WriteParameters, summary="Remove every stored document", doc_type=SearchDoc),
+    EndpointSpec(
+        "/search", "indexer", SearchParameters, docs=True, chunked=True, summary="Best matches", doc_type=SearchDoc
+    ),
+    EndpointSpec("/index/status", "indexer", summary="The index: count, model, rebuild progress", doc_type=SearchDoc),
 )

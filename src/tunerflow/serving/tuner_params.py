@@ -66,9 +66,57 @@ MAX_OFFSET = 2**40
 
 
 class RunQuery(StrictParameters):
-    """``/runs/status``, ``/runs/metrics``, ``/runs/cancel``: which run."""
+    """``/runs/status``, ``/runs/metrics``, ``/runs/cancel``, ``/runs/delete``: which run (in which experiment).
+
+    ``experiment_name``, when given, must be the run's: a run of another experiment is not found.
+    """
 
     run_name: str
+    experiment_name: Optional[str] = None
+
+
+# Pages as the reference tool's list_runs and list_experiments take them: page 1 is the newest.
+MAX_PAGE_SIZE = 100
+
+
+class PageQuery(StrictParameters):
+    """``/experiments/list``: one page of ``size`` entries (at most 100), newest first."""
+
+    page: conint(ge=1, le=MAX_OFFSET) = 1
+    size: conint(ge=1, le=MAX_PAGE_SIZE) = 50
+
+
+class RunListQuery(StrictParameters):
+    """``/runs/list``: runs newest first, of one experiment when given; no ``size``: every run (the CLI)."""
+
+    experiment_name: Optional[str] = None
+    page: conint(ge=1, le=MAX_OFFSET) = 1
+    size: Optional[conint(ge=1, le=MAX_PAGE_SIZE)] = None
+
+
+class RunsQuery(StrictParameters):
+    """``/runs/delete_all``: every run, or the runs of one experiment."""
+
+    experiment_name: Optional[str] = None
+
+
+class ExperimentQuery(StrictParameters):
+    """``/experiments/get``, ``/experiments/delete``: which experiment."""
+
+    name: str
+
+
+class NewExperiment(StrictParameters):
+    """``/experiments/create``: a new, empty experiment."""
+
+    name: str
+    description: str = ""
+
+
+class ModelQuery(StrictParameters):
+    """``/models/resolve``: whether the tuner can train the model a client names (before any upload)."""
+
+    model: str
 
 
 class LogQuery(StrictParameters):
