@@ -1,11 +1,21 @@
-"""Compare training recipes on a data set the bundled model has room to learn (WikiAnswers).
+"""Compare training recipes on a data set the bundled model has room to learn (WikiAnswers, Banking77).
 
 Each candidate overrides the default recipe (config.yml) and trains the bundled
-all-MiniLM-L6-v2 on the same subset of whole label clusters, evaluated on the
-full dev split (queries against the index, limit 20) before and after.
+all-MiniLM-L6-v2 on the same subset of whole label clusters (with --per-label, at
+most that many texts of every label first), evaluated on the dev split (queries
+against the index, limit 20; --queries: the first N queries only) before and after.
 
     .venv/bin/python bench/choose_defaults.py --data data/wikianswers --train-docs 12800 \
         --candidates triplet-1e-5 triplet-3e-5 ntxent-3e-5 --out bench/results/defaults-wikianswers.jsonl
+
+Issue 13 (zero-shot, the reference recipe, the old default, the new default with and without hard
+batches; each set, full size; results in bench/RESULTS.md):
+
+    for set in banking77 wikianswers quora; do
+      PYTHONPATH=src .venv/bin/python bench/choose_defaults.py --data data/$set --train-docs 15000 --epochs 3 \
+          --keep-best --candidates reference old-default data-aware data-aware-hard \
+          --out bench/results/defaults-issue13-$set.jsonl
+    done
 """
 
 from __future__ import annotations
@@ -13,11 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
-from common import TRIPLET, append_result  # bench/ is on sys.path when this script runs
+from common import TRIPLET, append_result, machine  # bench/ is on sys.path when this script runs
 from tunerflow.data import read_jsonl, whole_clusters
 from tunerflow.runs import RunManager
 from tunerflow.settings import section
@@ -58,6 +71,16 @@ CANDIDATES = {
         "learning_rate": 3e-5,
     },
 }
+# The earlier candidates pin data_aware off (their rows were measured before it existed).
+CANDIDATES = {name: {"data_aware": False, **overrides} for name, overrides in CANDIDATES.items()}
+CANDIDATES.update(
+    {
+        "reference": {**TRIPLET, "learning_rate": 1e-5, "data_aware": False},  # the reference tool's recipe
+        "old-default": {"data_aware": False},  # config.yml's recipe before issue 13
+        "data-aware": {"data_aware": True},  # the same, with data-aware choices for what is left unset
+        "data-aware-hard": {"data_aware": True, "sampler": "hard"},
+    }
+)
 SHOWN = ("model_average_precision", "model_reciprocal_rank", "model_recall_at_k", "model_ndcg_at_k")
 
 
@@ -66,6 +89,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/wikianswers"))
     parser.add_argument("--train-docs", type=int, default=12800)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--per-label", type=int, default=None, help="at most this many texts of each label")
+    parser.add_argument("--queries", type=int, default=None, help="evaluate with the first N queries only")
+    parser.add_argument("--keep-best", action="store_true", help="publish the best epoch (config.yml's default)")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), help=f"from: {', '.join(CANDIDATES)}")
     parser.add_argument("--default", action="store_true", help="also run config.yml's recipe unchanged")
     parser.add_argument("--threads", type=int, default=None)
@@ -77,23 +103,35 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
 
-    train = whole_clusters(read_jsonl(args.data / "train.jsonl.gz"), args.train_docs, label=lambda r: r.label, seed=0)
+    records = list(read_jsonl(args.data / "train.jsonl.gz"))
+    if args.per_label:
+        seen: Counter = Counter()
+        kept = []
+        for record in records:
+            seen[record.label] += 1
+            if seen[record.label] <= args.per_label:
+                kept.append(record)
+        records = kept
+    train = whole_clusters(records, args.train_docs, label=lambda r: r.label, seed=0)
+    queries = list(read_jsonl(args.data / "query_dev.jsonl.gz"))[: args.queries]
+    command = " ".join(["python", *sys.argv])
+    where = {**machine(), "load_average": [round(x, 2) for x in os.getloadavg()]}
     home = Path(tempfile.mkdtemp(prefix="tunerflow-defaults-"))
     manager = RunManager(home, section("recipe"), start_worker=False)
     manager.append("train", train)
-    manager.append("queries", list(read_jsonl(args.data / "query_dev.jsonl.gz")))
+    manager.append("queries", queries)
     manager.append("index", list(read_jsonl(args.data / "index_dev.jsonl.gz")))
     runs = [(name, CANDIDATES[name]) for name in args.candidates]
     if args.default:
         runs.insert(0, ("config.yml", {}))
-    print(f"{args.data.name}: {len(train)} train texts, {args.epochs} epoch(s); home {home}", flush=True)
+    print(f"{args.data.name}: {len(train)} train texts, {len(queries)} queries, {args.epochs} epoch(s); home {home}")
     for name, overrides in runs:
         options = {
             "train_data": "train",
             "eval_query_data": "queries",
             "eval_index_data": "index",
             "epochs": args.epochs,
-            "keep_best": False,
+            "keep_best": args.keep_best,
             **overrides,
         }
         started = time.monotonic()
@@ -101,6 +139,11 @@ def main() -> None:
         metrics = record.metrics
         result = {
             "candidate": name,
+            "command": command,
+            "machine": {**where, "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+            "queries": len(queries),
+            "data_aware": record.data_aware,
+            "after": {k: (metrics.get("after") or {}).get(k) for k in SHOWN} if metrics.get("after") else None,
             "data": args.data.name,
             "train_docs": len(train),
             "epochs": args.epochs,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tunerflow.data import DatasetStore, LabelBalancedBatches, make_record, read_csv, read_jsonl, read_records
+from tunerflow.data.sampler import HardBatches, label_neighbours
 from tunerflow.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,3 +168,61 @@ def test_a_label_column_read_as_pairs_is_warned_about(tmp_path):
             "".join(f"how do i learn topic {i} ?,what is the best way to learn topic {i}\n" for i in range(30))
         )
         assert len(list(labeled_docs(pairs))) == 60  # real pairs: no warning
+
+
+def _clustered_labels(seed=0, labels=60, dim=16, topics=6):
+    """Labels whose centroids sit around a few topics: neighbours share a topic."""
+    rng = np.random.default_rng(seed)
+    topic_of = np.arange(labels) % topics
+    centres = rng.normal(size=(topics, dim))
+    centroids = centres[topic_of] + 0.3 * rng.normal(size=(labels, dim))
+    counts = rng.integers(2, 12, size=labels)
+    return np.repeat(np.arange(labels), counts), centroids, topic_of
+
+
+def _mean_similarity(batches, labels, centroids):
+    unit = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    values = []
+    for batch in batches:
+        present = np.unique(labels[batch])
+        similar = unit[present] @ unit[present].T
+        values.append(similar[~np.eye(len(present), dtype=bool)].mean())
+    return float(np.mean(values))
+
+
+def test_hard_batches_cover_what_label_balanced_batches_cover_and_gather_close_labels():
+    labels, centroids, _ = _clustered_labels()
+    usable = np.bincount(labels) >= 2
+    neighbours = label_neighbours(centroids, usable, count=16)
+    hard = HardBatches(labels, batch_size=24, m=4, seed=5, neighbours=neighbours)
+    plain = LabelBalancedBatches(labels, batch_size=24, m=4, seed=5)
+    for epoch in range(3):
+        batches = hard.epoch(epoch)
+        seen = np.concatenate(batches).tolist()
+        assert len(seen) == len(set(seen))  # each text at most once per epoch
+        chunked = {int(p) for chunk in plain._chunks(np.random.default_rng([5, epoch]))[0] for p in chunk}
+        assert set(seen) <= chunked and len(set(seen)) >= len(chunked) - 12  # at most the last batch's leftovers
+        assert len(seen) >= len(np.concatenate(plain.epoch(epoch))) - 4  # as many texts as label-balanced batches
+        for batch in batches:
+            counts = Counter(labels[batch].tolist())
+            assert len(batch) <= 24 and len(counts) >= 2 and all(2 <= c <= 4 for c in counts.values())
+        assert (
+            _mean_similarity(batches, labels, centroids) > _mean_similarity(plain.epoch(epoch), labels, centroids) + 0.2
+        )
+
+
+def test_hard_batches_are_reproducible_for_a_seed_and_epoch_and_differ_by_epoch():
+    labels, centroids, _ = _clustered_labels(seed=1)
+    neighbours = label_neighbours(centroids, np.bincount(labels) >= 2, count=8)
+    one = HardBatches(labels, 16, 4, seed=1, neighbours=neighbours)
+    again = HardBatches(labels, 16, 4, seed=1, neighbours=label_neighbours(centroids, np.bincount(labels) >= 2, 8))
+    assert all(np.array_equal(a, b) for a, b in zip(one.epoch(2), again.epoch(2), strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(one.epoch(0), one.epoch(1), strict=False))
+
+
+def test_label_neighbours_rank_by_cosine_and_skip_unusable_labels():
+    centroids = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.95, 0.05], [-1.0, 0.0]])
+    usable = np.array([True, True, True, False, True])
+    near = label_neighbours(centroids, usable, count=2)
+    assert near[0].tolist() == [1, 2] and near[2].tolist() == [1, 0]
+    assert near[3].tolist() == [-1, -1]  # an unusable label has no neighbours and is nobody's

@@ -24,6 +24,12 @@ def test_decide_by_policy():
     assert not worse.promote and "below" in worse.reason and "/runs/promote" in worse.reason
     blind = decide("if_better", {"primary_metric": KEY, "before": None, "after": None})
     assert not blind.promote and "no evaluation set" in blind.reason
+    kept = decide("if_better", {**_metrics(0.6, 0.4), "after_epoch": 2})
+    assert "epoch 2's" in kept.reason and "nothing new is published" in kept.reason
+    losses = {"primary_metric": KEY, "before": {"val_loss": 0.5}, "after": {"val_loss": 0.4}}  # no retrieval metric
+    assert decide("if_better", losses).promote
+    higher = decide("if_better", {**losses, "after": {"val_loss": 0.6}})
+    assert not higher.promote and "val_loss 0.6000 is above 0.5000 before" in higher.reason
     assert decide("auto", _metrics(0.5, 0.1)).promote
     assert not decide("manual", _metrics(0.5, 0.9)).promote
 
@@ -34,7 +40,7 @@ def scripted_metrics(monkeypatch):
     import tunerflow.runs.execute as execute
 
     script: list[float] = []
-    monkeypatch.setattr(execute, "evaluate", lambda embed, data, limit: {KEY: script.pop(0)})
+    monkeypatch.setattr(execute, "evaluate", lambda embed, data, **options: {KEY: script.pop(0)})
     return script
 
 
@@ -114,3 +120,26 @@ def test_history_is_crash_safe_and_adopts_a_hand_written_latest(tmp_path):
         write_latest(root, "missing")
     with pytest.raises(ArtifactError):
         write_latest(root, "../a")
+
+
+def test_small_data_without_evaluation_is_validated_and_a_worse_run_is_not_served(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    from tunerflow.training.validation import ValidationLoss
+
+    losses: list[float] = []
+    monkeypatch.setattr(ValidationLoss, "__call__", lambda self: losses.pop(0))
+    manager = toy_manager(tmp_path / "home", start_worker=False)
+    artifacts = tmp_path / "home/artifacts"
+    blind = {"eval_query_data": None, "eval_index_data": None, "data_aware": True}
+    better = _run(manager, tiny_model_dir, "better", losses, (0.8, 0.5), **blind)  # val_loss before, after epoch 1
+    split = next(c for c in better.data_aware if c["option"] == "val_split")
+    assert split["changed"] and better.recipe["val_split"] == split["value"] > 0 and "small data" in split["reason"]
+    assert better.promoted and read_latest(artifacts).name == "better"
+    worse = _run(manager, tiny_model_dir, "worse", losses, (0.8, 0.9), **blind)
+    assert worse.status is RunStatus.FINISHED and worse.promoted is False
+    assert "val_loss 0.9000 is above 0.8000 before" in worse.details and "served model stays" in worse.details
+    assert "nothing new is published" in manager.logs("worse")[0]
+    assert read_latest(artifacts).name == "better"  # what is served did not change
+    assert [e.artifact for e in read_history(artifacts)] == ["better"]
+    manager.close()

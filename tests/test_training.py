@@ -259,3 +259,45 @@ def test_num_workers_prepare_the_same_inputs(tmp_path, tiny_model_dir):
     finally:
         manager.close()
     assert prepared[0] == prepared[3] and prepared[0][0][0] == 1
+
+
+def test_hard_batches_in_a_run_use_the_starting_models_neighbours_saved_for_a_resume(tmp_path, tiny_model_dir):
+    import logging
+
+    from tunerflow.artifact import load_model
+    from tunerflow.data.sampler import HardBatches
+    from tunerflow.runs.execute import make_sampler
+    from tunerflow.runs.hard_batches import NEIGHBOURS_FILE, hard_batch_neighbours
+    from tunerflow.training.distributed import World
+
+    manager = toy_manager(tmp_path / "home", start_worker=False)
+    record = manager.run_now(manager.start(toy_options(tiny_model_dir, epochs=1, sampler="hard")).run_name)
+    assert record.status.value == "FINISHED", record.details
+    log = manager.logs(record.run_name)[0]
+    assert "hard batches: 12 labels' nearest labels by the starting model" in log
+    directory = manager.runs_dir / record.run_name
+    saved = np.load(directory / NEIGHBOURS_FILE)
+    assert saved.shape[0] == 12 and (saved[:, 0] >= 0).all()
+
+    # A resume reads them back instead of embedding with the (since trained) model: the same batches.
+    recipe = Recipe.from_options(section("recipe"), record.recipe)
+    dataset = manager.datasets.get("train")
+    keep = np.ones(len(dataset), dtype=bool)
+
+    def must_not_embed(texts):
+        raise AssertionError("a resumed run recomputed the neighbours")
+
+    loaded = load_model(tiny_model_dir)
+    again = hard_batch_neighbours(
+        recipe, loaded, dataset, keep, directory, World(), logging.getLogger(), must_not_embed
+    )
+    assert np.array_equal(again, saved)
+    first, resumed = (
+        make_sampler(recipe, dataset.labels(), keep, saved),
+        make_sampler(recipe, dataset.labels(), keep, again),
+    )
+    assert isinstance(first, HardBatches)
+    assert all(np.array_equal(a, b) for a, b in zip(first.epoch(3), resumed.epoch(3), strict=True))
+    fresh = hard_batch_neighbours(recipe, loaded, dataset, keep, tmp_path / "elsewhere", World(), logging.getLogger())
+    assert np.array_equal(fresh, saved)  # computed by the starting model: what the run computed
+    manager.close()

@@ -48,6 +48,7 @@ def toy_options(model_dir: Path, **overrides) -> dict:
         "num_items_per_class": 4,
         "max_length": 16,
         "warmup_ratio": 0.0,
+        "data_aware": False,  # the tests pin their options; tests/test_data_defaults.py covers the choices
     }
     options.update(overrides)
     return options

@@ -71,10 +71,12 @@ class SchedulerStep(str, Enum):
 
 
 class Sampler(str, Enum):
-    """How batches are drawn: ``class`` (m texts per label), ``random`` (labels ignored), ``auto`` (class)."""
+    """How batches are drawn: ``class`` (m texts per label), ``hard`` (as class, with labels the starting model
+    confuses together), ``random`` (labels ignored), ``auto`` (class)."""
 
     AUTO = "auto"
     CLASS = "class"
+    HARD = "hard"
     RANDOM = "random"
 
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunerflow.artifact.load import load_artifact
-from tunerflow.modeling.loading import LoadedModel, load_backbone_dir, with_overrides
+from tunerflow.artifact.load import load_artifact, read_artifact_config
+from tunerflow.modeling.loading import (
+    LoadedModel,
+    describe_backbone_dir,
+    load_backbone_dir,
+    load_tokenizer_dir,
+    with_overrides,
+)
 from tunerflow.modeling.sources import BUNDLED_MODEL, ModelSource, resolve_source
 from tunerflow.options import Pooling
 
@@ -35,3 +41,12 @@ def load_model(
     else:
         loaded = load_backbone_dir(source.path, base_model=source.name)
     return with_overrides(loaded, pooling=pooling, normalize=normalize, max_length=max_length)
+
+
+def load_tokenizer(source: ModelSource) -> tuple[object, int]:
+    """A model's tokenizer and its own maximum length in tokens, without loading its weights."""
+    if source.is_artifact:
+        directory, config = read_artifact_config(source.path, verify=False)
+        return load_tokenizer_dir(directory), config.spec.max_length
+    spec, _ = describe_backbone_dir(source.path, source.name)
+    return load_tokenizer_dir(source.path), spec.max_length

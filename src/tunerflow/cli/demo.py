@@ -1,10 +1,12 @@
-"""``tunerflow demo``: the reference guide's whole story on this machine, with the bundled Quora data.
+"""``tunerflow demo``: the reference guide's whole story on this machine, with bundled data.
 
-Starts flows/train.yml on 127.0.0.1, streams a Quora subset through the
-client, fine-tunes, prints the nine metrics before and after side by side,
-exports ONNX, lets the encoder pick up the tuned model and shows the top
-matches for a few dev questions before and after, from the served search: the
-Flow's indexer stores dev texts and re-embeds them with the tuned model.
+Starts flows/train.yml on 127.0.0.1, streams a data set through the client
+(Banking77 by default: customer-service intents the bundled model has room to
+learn; ``--data quora``: the guide's Quora duplicates, which it mostly knows),
+fine-tunes, prints the nine metrics before and after side by side, exports
+ONNX, lets the encoder pick up the tuned model and shows the top matches for a
+few dev questions before and after, from the served search: the Flow's indexer
+stores dev texts and re-embeds them with the tuned model.
 """
 
 from __future__ import annotations
@@ -22,25 +24,30 @@ from tunerflow.cli.tables import metrics_table
 from tunerflow.data import whole_clusters
 from tunerflow.settings import PROJECT_DIR, section
 
-QUORA = PROJECT_DIR / "data" / "quora"
-DEFAULT_TRAIN_DOCS = 6400
+DATA = PROJECT_DIR / "data"
+# name: (what it is, what a right match is, default training texts: None = all)
+DATA_SETS = {
+    "banking77": ("Banking77 customer-service intents", "of the same intent", None),
+    "quora": ("Quora question duplicates", "a duplicate", 6400),
+}
+DEFAULT_DATA = "banking77"
 SEARCH_QUERIES = 1000  # the before/after search shows questions over the index of this many queries
 SHOWN_QUESTIONS = 3
 SHOWN_MATCHES = 3
 
 
-def _read(name: str) -> list[dict]:
-    with gzip.open(QUORA / name, "rt") as handle:
+def _read(data: str, name: str) -> list[dict]:
+    with gzip.open(DATA / data / name, "rt") as handle:
         return [json.loads(line) for line in handle]
 
 
-def quora_subset(train_docs: int | None, eval_queries: int | None):
-    """Whole training clusters up to ``train_docs`` texts; the first ``eval_queries`` dev queries and
-    an index of their duplicates plus a proportional share of the distractors (None: all of them)."""
-    train = _read("train.jsonl.gz")
+def demo_subset(data: str, train_docs: int | None, eval_queries: int | None):
+    """Whole training clusters up to ``train_docs`` texts of data set ``data``; the first ``eval_queries``
+    dev queries and an index of their matches plus a proportional share of the distractors (None: all)."""
+    train = _read(data, "train.jsonl.gz")
     if train_docs is not None:
         train = whole_clusters(train, train_docs, label=lambda row: row["label"])
-    queries, index = _read("query_dev.jsonl.gz"), _read("index_dev.jsonl.gz")
+    queries, index = _read(data, "query_dev.jsonl.gz"), _read(data, "index_dev.jsonl.gz")
     if eval_queries is not None and eval_queries < len(queries):
         queries, index = dev_subset(queries, index, eval_queries)
     return train, queries, index
@@ -103,7 +110,9 @@ def _wait_for_served_model(connection, artifact_name: str, timeout: float = 120)
         time.sleep(1)
 
 
-def _show_search(queries: list[dict], index: list[dict], before: np.ndarray, after: np.ndarray) -> None:
+def _show_search(
+    queries: list[dict], index: list[dict], before: np.ndarray, after: np.ndarray, right_match: str
+) -> None:
     """Top-1 accuracy before and after, and a few questions whose best match changed."""
 
     def right(query, match) -> bool:
@@ -111,7 +120,7 @@ def _show_search(queries: list[dict], index: list[dict], before: np.ndarray, aft
 
     hits_before = sum(right(q, top[0]) for q, top in zip(queries, before, strict=True))
     hits_after = sum(right(q, top[0]) for q, top in zip(queries, after, strict=True))
-    _say(f"    best match is a duplicate: {hits_before}/{len(queries)} questions before, {hits_after} after")
+    _say(f"    best match is {right_match}: {hits_before}/{len(queries)} questions before, {hits_after} after")
     changed = [i for i in range(len(queries)) if before[i][0] != after[i][0]]
     shown = sorted(changed, key=lambda i: not right(queries[i], after[i][0])) or list(range(len(queries)))
     if changed:
@@ -121,7 +130,7 @@ def _show_search(queries: list[dict], index: list[dict], before: np.ndarray, aft
         for title, top in (("before", before[i]), ("after ", after[i])):
             marks = [("+" if right(queries[i], m) else "-") + f' "{index[m]["text"][:70]}"' for m in top]
             _say(f"    {title}: " + "\n            ".join(marks))
-    _say("  (+ a duplicate of the question, - not)")
+    _say(f"  (+ {right_match}, - not)")
 
 
 def _say(text: str = "") -> None:
@@ -138,13 +147,15 @@ def run_demo(args) -> int:
     started = time.monotonic()
     recipe = section("recipe")
     model = args.model or recipe["model"]
-    train_docs = None if args.full else (args.train_docs or DEFAULT_TRAIN_DOCS)
+    data = args.data or DEFAULT_DATA
+    described, right_match, default_docs = DATA_SETS[data]
+    train_docs = None if args.full else (args.train_docs or default_docs)
     eval_queries = args.eval_queries
     epochs = args.epochs or (recipe["epochs"] if args.full else 1)
-    train, queries, index = quora_subset(train_docs, eval_queries)
+    train, queries, index = demo_subset(data, train_docs, eval_queries)
     home = (args.home / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
     grpc_port, http_port = args.grpc_port or free_port(), args.http_port or free_port()
-    _say(f"tunerflow demo: fine-tune {model} on Quora question duplicates, then serve it")
+    _say(f"tunerflow demo: fine-tune {model} on {described}, then serve it (--data quora for the guide's data)")
     _say(f"  data: {len(train)} training texts, {len(queries)} dev queries against {len(index)} index texts")
     _say(f"  CPU cores: {os.cpu_count()}; state in {home}")
     _say(f"1/6 starting flows/train.yml on 127.0.0.1 (gRPC {grpc_port}, HTTP {http_port}) ...")
@@ -189,9 +200,13 @@ def run_demo(args) -> int:
             _say(f"run ended {status['status']}: {status['details']}")
             return 1
         metrics = run.metrics()
-        _say(f"\nRetrieval on Quora dev ({len(queries)} queries, {len(index)} texts, limit 20), before and after:")
+        _say(f"\nRetrieval on {data} dev ({len(queries)} queries, {len(index)} texts, limit 20), before and after:")
         _say(metrics_table(metrics))
 
+        record = run.record()
+        if not record.get("promoted"):  # the publication gate kept the base model (e.g. the run did not gain)
+            _say(f"\nnot served: {record.get('promotion') or record['details']}; the base model keeps serving.")
+            return 0
         _say("\n5/6 the encoder swaps in the tuned model by itself; the indexer re-embeds its texts with it ...")
         info = _wait_for_served_model(connection, run.name)
         _say(f"    now serving {info['model']}")
@@ -199,7 +214,7 @@ def run_demo(args) -> int:
         _say(f"    now searching {index_status['count']} texts embedded by {index_status['model']}")
         after_queries = remote_encode(query_texts[:100], flow.grpc_host)
         after_top = _served_top_matches(query_texts, flow.grpc_host)
-        _show_search(search_queries, search_index, before_top, after_top)
+        _show_search(search_queries, search_index, before_top, after_top, right_match)
 
         _say("\n6/6 downloading the artifact and checking its ONNX export ...")
         archive = run.save_artifact(home / "downloads")

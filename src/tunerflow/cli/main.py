@@ -59,9 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="train-then-serve on bundled Quora data, before/after side by side")
-    demo.add_argument("--full", action="store_true", help="all 117,001 training texts (for a GPU)")
+    demo.add_argument(
+        "--data",
+        choices=["banking77", "quora"],
+        default=None,
+        help="bundled data set (default banking77: room to learn)",
+    )
+    demo.add_argument("--full", action="store_true", help="all training texts (Quora: 117,001, for a GPU)")
     demo.add_argument("--model", default=None, help="model to fine-tune (default: config.yml's, the bundled one)")
-    demo.add_argument("--train-docs", type=int, default=None, help="training texts, whole clusters (default 6400)")
+    demo.add_argument(
+        "--train-docs",
+        type=int,
+        default=None,
+        help="training texts, whole clusters (default: banking77 all 8,005, quora 6400)",
+    )
     demo.add_argument("--eval-queries", type=int, default=None, help="dev queries evaluated (default: all 5,000)")
     demo.add_argument("--epochs", type=int, default=None, help="default: 1, with --full config.yml's")
     demo.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: config.yml's)")

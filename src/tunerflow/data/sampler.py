@@ -8,6 +8,7 @@ makes resuming at a given batch exact).
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
@@ -75,6 +76,7 @@ class LabelBalancedBatches:
         order = positions[np.argsort(labels[positions], kind="stable")]
         _, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
         self.groups = [order[s : s + c] for s, c in zip(starts, counts, strict=True) if c >= 2]
+        self.group_labels = np.asarray([labels[group[0]] for group in self.groups], dtype=np.int64)
         if len(self.groups) < 2:
             raise DataError(
                 f"the training data has {len(self.groups)} label(s) with two or more texts; "
@@ -82,6 +84,17 @@ class LabelBalancedBatches:
             )
         self.unused = int(counts[counts < 2].sum())
         self.usable = int(sum(len(g) for g in self.groups))
+
+    def _chunks(self, rng: np.random.Generator) -> tuple[list[np.ndarray], list[int]]:
+        """Each label's texts shuffled and cut into chunks of ``m`` (of two texts or more), with their group."""
+        chunks, owners = [], []
+        for label, group in enumerate(self.groups):
+            shuffled = rng.permutation(group)
+            for chunk in np.array_split(shuffled, range(self.m, len(shuffled), self.m)):
+                if len(chunk) >= 2:
+                    chunks.append(chunk)
+                    owners.append(label)
+        return chunks, owners
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         """The batches of ``epoch`` (0-based), the same every time for the same seed.
@@ -91,13 +104,7 @@ class LabelBalancedBatches:
         leftovers of very large labels are dropped until a later epoch).
         """
         rng = np.random.default_rng([self.seed, epoch])
-        chunks, owners = [], []
-        for label, group in enumerate(self.groups):
-            shuffled = rng.permutation(group)
-            for chunk in np.array_split(shuffled, range(self.m, len(shuffled), self.m)):
-                if len(chunk) >= 2:
-                    chunks.append(chunk)
-                    owners.append(label)
+        chunks, owners = self._chunks(rng)
         batches: list[np.ndarray] = []
         current: list[np.ndarray] = []
         used: set[int] = set()
@@ -126,6 +133,101 @@ class LabelBalancedBatches:
             place(index)
         flush()
         return batches
+
+
+class HardBatches(LabelBalancedBatches):
+    """Label-balanced batches whose labels are close by the starting model (``sampler: hard``).
+
+    The chunks of an epoch are those of :class:`LabelBalancedBatches` (the same texts, the same
+    seed); only their packing differs. Chunks are taken in a seeded random order; each untaken one
+    seeds a batch, which is filled with a chunk of each of the seed label's nearest labels
+    (``neighbours``, nearest first) while they have chunks left and the batch has room, then
+    with other chunks in the random order. So the loss sees the labels the model confuses, each
+    text at most once per epoch; a batch of a single label (the end of an epoch) is dropped.
+
+    Args:
+        labels, batch_size, m, seed, keep: as :class:`LabelBalancedBatches`.
+        neighbours: for every label number, label numbers nearest first (-1 pads), e.g. from
+            :func:`label_neighbours`; fixed for the run, so every epoch is reproducible.
+    """
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        batch_size: int,
+        m: int,
+        seed: int,
+        keep: np.ndarray | None = None,
+        *,
+        neighbours: np.ndarray,
+    ) -> None:
+        super().__init__(labels, batch_size, m, seed, keep)
+        neighbours = np.asarray(neighbours)
+        group_of = np.full(max(int(neighbours.shape[0]), int(self.group_labels.max()) + 1), -1, dtype=np.int64)
+        group_of[self.group_labels] = np.arange(len(self.groups))
+        near = neighbours[self.group_labels]
+        near = np.where(near >= 0, group_of[np.clip(near, 0, None)], -1)
+        self.near = [row[row >= 0] for row in near]
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        chunks, owners = self._chunks(rng)
+        by_group: list[list[int]] = [[] for _ in self.groups]
+        for index, owner in enumerate(owners):
+            by_group[owner].append(index)
+        taken = np.zeros(len(chunks), dtype=bool)
+        cursor = [0] * len(self.groups)  # by_group[g][:cursor[g]] are taken (or were skipped as taken)
+        order = rng.permutation(len(chunks))
+
+        def next_of(group: int) -> int | None:
+            while cursor[group] < len(by_group[group]) and taken[by_group[group][cursor[group]]]:
+                cursor[group] += 1
+            return by_group[group][cursor[group]] if cursor[group] < len(by_group[group]) else None
+
+        batches, fill = [], 0
+        for first in order:
+            if taken[first]:
+                continue
+            batch, groups, size = [first], {owners[first]}, len(chunks[first])
+            taken[first] = True
+            nearest = (next_of(int(group)) for group in self.near[owners[first]])
+            for index in itertools.chain(nearest, (int(i) for i in order[fill:])):
+                if size >= self.batch_size:
+                    break
+                if index is None or taken[index] or owners[index] in groups:
+                    continue
+                if size + len(chunks[index]) <= self.batch_size:
+                    batch.append(index)
+                    groups.add(owners[index])
+                    size += len(chunks[index])
+                    taken[index] = True
+            while fill < len(order) and taken[order[fill]]:
+                fill += 1
+            if len(groups) >= 2:
+                batches.append(np.concatenate([chunks[i] for i in batch]))
+        return batches
+
+
+def label_neighbours(centroids: np.ndarray, usable: np.ndarray, count: int, block: int = 1024) -> np.ndarray:
+    """For every label (row of ``centroids``), the ``count`` usable labels with the most similar
+    centroids (cosine), nearest first; ties by label number; -1 pads and fills the rows of unusable labels."""
+    vectors = np.asarray(centroids, dtype=np.float32)
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    candidates = np.flatnonzero(usable)
+    count = min(count, max(len(candidates) - 1, 0))
+    result = np.full((len(vectors), count), -1, dtype=np.int64)
+    if count == 0:
+        return result
+    pool = vectors[candidates]
+    for start in range(0, len(candidates), block):
+        rows = candidates[start : start + block]
+        similar = vectors[rows] @ pool.T
+        similar[np.arange(len(rows)), np.arange(start, start + len(rows))] = -np.inf  # not its own neighbour
+        top = np.argpartition(-similar, count - 1, axis=1)[:, :count]
+        for row, label, picks in zip(similar, rows, top, strict=True):
+            ranked = picks[np.lexsort((candidates[picks], -row[picks]))]
+            result[label] = candidates[ranked]
+    return result
 
 
 class RandomBatches:

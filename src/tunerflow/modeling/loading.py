@@ -26,6 +26,7 @@ __all__ = [
     "LoadedModel",
     "describe_backbone_dir",
     "load_backbone_dir",
+    "load_tokenizer_dir",
     "with_head",
     "with_overrides",
 ]
@@ -120,6 +121,14 @@ def load_backbone_dir(
     spec.check(model.architecture)
     log.info("loaded %s (%s pooling, dim %d) from %s", spec.base_model, spec.pooling.value, spec.dimension, directory)
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, path=directory)
+
+
+def load_tokenizer_dir(directory: Path) -> object:
+    """The tokenizer of a model directory alone (no weights loaded)."""
+    from transformers import AutoTokenizer
+
+    hf_dir = read_st_layout(directory).transformer_dir
+    return AutoTokenizer.from_pretrained(_tokenizer_dir(directory, hf_dir), local_files_only=True)
 
 
 def with_overrides(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from tunerflow.artifact import LoadedModel, load_model
-from tunerflow.data.sampler import LabelBalancedBatches, RandomBatches, held_out_labels
+from tunerflow.data.sampler import HardBatches, LabelBalancedBatches, RandomBatches, held_out_labels
 from tunerflow.data.store import DatasetStore
 from tunerflow.errors import ArtifactError, ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
@@ -29,6 +29,7 @@ from tunerflow.modeling.loading import with_head
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.options import DType, Precision, Sampler
 from tunerflow.runs.gate import Decision, decide
+from tunerflow.runs.hard_batches import hard_batch_neighbours
 from tunerflow.runs.plot import plot_run
 from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
@@ -73,6 +74,7 @@ class RunContext:
     # None: ``stop_reason`` itself. Several processes: evaluation is not interrupted (rank 0 alone evaluates
     # while the others wait, so a stop heard by rank 0 alone would leave them waiting).
     local_stop_reason: Callable[[], StopReason | None] | None = None
+    data_aware: list[dict] | None = None  # the options chosen from the training data (the run record's)
 
 
 @dataclass
@@ -123,10 +125,19 @@ def validation_held_out(recipe: Recipe, labels: np.ndarray) -> np.ndarray:
     return held_out_labels(labels, share, recipe.seed)
 
 
-def make_sampler(recipe: Recipe, labels: np.ndarray, keep: np.ndarray) -> LabelBalancedBatches | RandomBatches:
-    """The training batches of ``recipe.sampler`` over the records in ``keep``."""
+def make_sampler(
+    recipe: Recipe, labels: np.ndarray, keep: np.ndarray, neighbours: np.ndarray | None = None
+) -> LabelBalancedBatches | RandomBatches:
+    """The training batches of ``recipe.sampler`` over the records in ``keep``.
+
+    ``sampler: hard`` needs the labels' ``neighbours``; without them (checking a recipe before the
+    model is loaded) its label-balanced batches, which hold the same texts, stand in.
+    """
     if recipe.sampler == Sampler.RANDOM:
         return RandomBatches(labels, recipe.batch_size, recipe.seed, keep)
+    if recipe.sampler == Sampler.HARD and neighbours is not None:
+        m = recipe.num_items_per_class
+        return HardBatches(labels, recipe.batch_size, m, recipe.seed, keep, neighbours=neighbours)
     return LabelBalancedBatches(labels, recipe.batch_size, recipe.num_items_per_class, recipe.seed, keep)
 
 
@@ -150,10 +161,13 @@ def launch_wanted(recipe: Recipe) -> bool:
     return (recipe.devices != 1 or recipe.nodes > 1) and not launched()
 
 
-def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> TrainSetup:
+def build_setup(
+    recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel, neighbours: np.ndarray | None = None
+) -> TrainSetup:
     """Everything the loop needs; in a launched worker, the model under DDP and this rank's share of batches.
 
     ``loaded`` gets the recipe's projection head (``output_dim``) here, its spec's dimension with it.
+    ``neighbours``: the labels' nearest labels, for ``sampler: hard``.
     """
     world = current_world()
     device = resolve_device(recipe.device)
@@ -161,7 +175,7 @@ def build_setup(recipe: Recipe, datasets: DatasetStore, loaded: LoadedModel) -> 
         device = torch.device("cuda", world.local_rank)
     dataset = datasets.get(recipe.train_data)
     labels = dataset.labels()
-    sampler = make_sampler(recipe, labels, ~validation_held_out(recipe, labels))
+    sampler = make_sampler(recipe, labels, ~validation_held_out(recipe, labels), neighbours)
     with_head(loaded, recipe.output_dim)  # after the run's seed: the same initial head on every rank
     model = loaded.model.to(device)
     loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
@@ -251,7 +265,12 @@ def _execute(run: RunContext) -> RunOutcome:
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
     loaded = load_model(model_source(run), pooling=recipe.pooling, max_length=recipe.max_length)
-    setup = build_setup(recipe, run.datasets, loaded)
+    neighbours = None
+    if recipe.sampler == Sampler.HARD:  # by the model as loaded, before any training (and kept for a resume)
+        dataset = run.datasets.get(recipe.train_data)
+        keep = ~validation_held_out(recipe, dataset.labels())
+        neighbours = hard_batch_neighbours(recipe, loaded, dataset, keep, run.directory, current_world(), log)
+    setup = build_setup(recipe, run.datasets, loaded, neighbours)
     start_weights = weights_copy(setup.model) if recipe.wiseft_alpha is not None else None  # before a resume
     checkpoint_dir = run.directory / "checkpoint"
     state = resume_state(checkpoint_dir, setup, log, lambda: check_stop(run))
@@ -392,6 +411,7 @@ def save_run_artifact(run: RunContext, tuned: LoadedModel, state: TrainState, me
         "recipe": recipe.to_dict(),
         "train_data": run.datasets.get(recipe.train_data).summary(),
         "metrics": metrics,
+        "data_aware": run.data_aware or [],
     }
     target = run.artifacts / run.name
     if target.exists():

@@ -2,9 +2,11 @@
 
 A pure function of the policy and the run's metrics. ``if_better`` serves an
 artifact only when its after-metric on the run's evaluation set is not below
-the before-metric on the primary metric (``best_metric``). A run without an
-evaluation set has nothing to compare, so under ``if_better`` it is not served
-automatically: promote it with ``/runs/promote``.
+the before-metric on the primary metric (``best_metric``); without retrieval
+evaluation but with ``val_loss`` (eval_data or a val_split, which data-aware
+defaults hold out for small data), when its val_loss is not above the starting
+model's. A run with neither has nothing to compare, so under ``if_better`` it is
+not served automatically: promote it with ``/runs/promote``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from tunerflow.options import PublishPolicy, parse_enum
 
 PROMOTE_HINT = "promote it with /runs/promote"
+VAL_LOSS = "val_loss"
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,25 @@ def decide(policy: PublishPolicy | str, metrics: dict) -> Decision:
     if policy is PublishPolicy.IF_BETTER:
         key = metrics.get("primary_metric")
         before, after = (metrics.get(stage) or {} for stage in ("before", "after"))
-        if not key or key not in before or key not in after:
-            return Decision(False, f"not promoted: no evaluation set to compare with; {PROMOTE_HINT}")
-        if after[key] >= before[key]:
-            return Decision(True, f"{key} {after[key]:.4f} after is not below {before[key]:.4f} before")
-        return Decision(
-            False,
-            f"not promoted: {key} {after[key]:.4f} after is below {before[key]:.4f} before, "
-            f"so the served model stays; {PROMOTE_HINT}",
-        )
+        if key and key in before and key in after:
+            return _compare(key, before[key], after[key], metrics.get("after_epoch"), lower_is_better=False)
+        if VAL_LOSS in before and VAL_LOSS in after:
+            return _compare(
+                VAL_LOSS, before[VAL_LOSS], after[VAL_LOSS], metrics.get("after_epoch"), lower_is_better=True
+            )
+        return Decision(False, f"not promoted: no evaluation set to compare with; {PROMOTE_HINT}")
     raise AssertionError(f"unhandled publish policy {policy}")  # every member is handled above
+
+
+def _compare(key: str, before: float, after: float, epoch: int | None, *, lower_is_better: bool) -> Decision:
+    """Serve unless ``after`` (the kept epoch's value) is worse than ``before`` (the starting model's)."""
+    kept = f"epoch {epoch}'s" if epoch else "the kept"
+    if (after <= before) if lower_is_better else (after >= before):
+        way = "above" if lower_is_better else "below"
+        return Decision(True, f"{key} {after:.4f} after is not {way} {before:.4f} before")
+    way = "above" if lower_is_better else "below"
+    return Decision(
+        False,
+        f"not promoted: {kept} {key} {after:.4f} is {way} {before:.4f} before fine-tuning (the starting model), "
+        f"so nothing new is published and the served model stays; {PROMOTE_HINT}",
+    )

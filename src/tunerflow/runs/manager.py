@@ -31,6 +31,7 @@ from tunerflow.errors import ConflictError, NotFoundError
 from tunerflow.modeling.catalogue import Catalogue
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.runs.admin import RunAdmin
+from tunerflow.runs.data_aware import data_aware_recipe
 from tunerflow.runs.execute import RunContext, check_recipe, execute_run
 from tunerflow.runs.experiments import EXPERIMENTS_FILE, ExperimentStore
 from tunerflow.runs.publication import Publication
@@ -103,9 +104,15 @@ class RunManager(RunAdmin):
         """Validate a run (nothing starts if anything is wrong), record it as CREATED and queue it."""
         recipe = Recipe.from_options(self.defaults, options)
         if recipe.model_artifact is None:
-            self._model_source(recipe.model)
-        elif not (self.artifacts / recipe.model_artifact).is_dir():  # continuing a run: `model` is not used
+            source = self._model_source(recipe.model)
+        elif (self.artifacts / recipe.model_artifact).is_dir():  # continuing a run: `model` is not used
+            source = self._tokenizer_source(recipe, None)
+        else:
             raise NotFoundError(f"model_artifact {recipe.model_artifact!r}: no finished run of that name has one")
+        choices, stats = [], None
+        if recipe.data_aware:
+            check = lambda chosen: check_recipe(chosen, self.datasets)  # noqa: E731
+            recipe, choices, stats = data_aware_recipe(recipe, options, self.defaults, self.datasets, source, check)
         check_recipe(recipe, self.datasets)
         with self._lock:
             name = recipe.run_name or self._new_name()
@@ -119,6 +126,8 @@ class RunManager(RunAdmin):
                 experiment_name=recipe.experiment_name,
                 description=recipe.description,
                 created_at=now(),
+                data_aware=[choice.to_dict() for choice in choices],
+                data_statistics=stats.to_dict() if stats else {},
             )
             record.details = self._queue_details()
             record.save(self.runs_dir / name)
@@ -243,6 +252,7 @@ class RunManager(RunAdmin):
             artifacts=self.artifacts,
             log=run_log,
             stop_reason=lambda: self._stop_reason(name),
+            data_aware=record.data_aware,
         )
         with self._lock:
             self._active = context
@@ -251,6 +261,9 @@ class RunManager(RunAdmin):
             record.details = "running" if record.attempts == 1 else f"running (attempt {record.attempts}, resumed)"
             record.save(directory)
         run_log.info("run %s started (attempt %d)", name, record.attempts)
+        for choice in record.data_aware:
+            kept = "" if choice["changed"] else " kept"
+            run_log.info("data-aware: %s %s%s (%s)", choice["option"], choice["value"], kept, choice["reason"])
         try:
             context.model = self._model_source(context.recipe.model)
             outcome = execute_run(context)
@@ -292,6 +305,12 @@ class RunManager(RunAdmin):
     def _model_source(self, model: str) -> ModelSource:
         """A run's model from the catalogue; the tuner's own default (config.yml, its ``recipe``) is trusted."""
         return self.catalogue.resolve(model, trusted=model == self.defaults.get("model"))
+
+    def _tokenizer_source(self, recipe: Recipe, source: ModelSource | None) -> ModelSource | None:
+        """Where the run's tokenizer is: its model_artifact's (when it continues one), else its model's."""
+        if recipe.model_artifact and (self.artifacts / recipe.model_artifact).is_dir():
+            return ModelSource(recipe.model_artifact, self.artifacts / recipe.model_artifact, is_artifact=True)
+        return source
 
     def _stop_reason(self, name: str) -> StopReason | None:
         if name in self._cancel:

@@ -43,6 +43,8 @@ class RunRecord:
     artifact: str | None = None
     promoted: bool | None = None  # served by the publication gate or /runs/promote; None until FINISHED
     promotion: str = ""  # why it was, or was not, served
+    data_aware: list = field(default_factory=list)  # the options chosen from the training data, with reasons
+    data_statistics: dict = field(default_factory=dict)  # what they were chosen from
 
     def to_dict(self) -> dict:
         data = asdict(self)

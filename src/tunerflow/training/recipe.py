@@ -99,6 +99,11 @@ class Recipe:
     model: str = option(
         "model to fine-tune: a bundled name, a local Hugging Face or sentence-transformers directory, an artifact"
     )
+    data_aware: bool = option(
+        "choose the options this run leaves unset from the training data (max_length from text lengths, "
+        "num_items_per_class from texts per label, a val_split for small data without evaluation); "
+        "each choice and its reason go to the run's log and record; false: config.yml's values"
+    )
     loss: str = option("a pytorch-metric-learning loss by class name, e.g. MultiSimilarityLoss, TripletMarginLoss")
     loss_options: dict[str, Any] = option(
         "the loss's constructor options; distance, reducer, regularizers by class name"
@@ -125,7 +130,8 @@ class Recipe:
     )
     num_items_per_class: int = option("m: texts per label in each batch", minimum=2, maximum=1024)
     sampler: Sampler = option(
-        "batches: class (num_items_per_class texts per label), random (labels ignored); auto: class"
+        "batches: class (num_items_per_class texts per label), hard (as class, each batch's labels the "
+        "starting model's nearest to each other), random (labels ignored); auto: class"
     )
     num_workers: int = option(
         "threads preparing the next batches while the model trains; 0: prepared in the loop", minimum=0, maximum=64
@@ -235,8 +241,9 @@ class Recipe:
     to_onnx: bool = option("also export the model to ONNX")
     int8: bool = option("also export an int8-quantised ONNX model (implies to_onnx)")
     publish: PublishPolicy = option(
-        "when the artifact is served: if_better (after not below before on best_metric; "
-        "a run without evaluation waits for /runs/promote), auto (always), manual (only by /runs/promote)"
+        "when the artifact is served: if_better (after not below before on best_metric, or without it val_loss "
+        "not above before; a run without either waits for /runs/promote), auto (always), manual (only by "
+        "/runs/promote)"
     )
     run_name: str | None = option("the run's name; null: one is made up", default=None, per_run=True, check=_run_name)
     experiment_name: str = option(

@@ -1,0 +1,204 @@
+"""Data-aware defaults: options the user did not set, chosen from the training data's statistics.
+
+A pure function of :class:`DataStatistics` (texts per label, label count, text
+lengths in tokens, pairs or clusters) and the recipe's current values. Each
+choice carries its reason, for the run's log and record. A rule is here only
+when a measurement backs it (config.yml's "Why these defaults", bench/RESULTS.md);
+for the other options the default is kept and the reason says that no
+measurement ties it to the data's shape yet. Any option the user set wins: it
+is never looked at.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+# Without an evaluation set, data with fewer texts than this gets a validation slice of whole labels, so
+# that a run worse than the starting model (by val_loss) is not published. Why 10,000: the slice (10 % of
+# the labels, ~1,000 texts) costs ~4 s of embedding per epoch at the ~300 texts/s measured on 2 cores
+# (shared/docs/PERFORMANCE.md), a few per cent of an epoch at 65-99 training samples/s; the default was
+# measured to gain on 12,800-text subsets of WikiAnswers and Quora (config.yml), while nothing measured
+# says that training on fewer texts cannot make things worse.
+SMALL_DATA_TEXTS = 10_000
+AUTO_VAL_SPLIT = 0.1
+AUTO_VAL_MIN_LABELS = 10  # fewer labels with a pair: holding out whole labels leaves too few to train on
+PAIR_SHARE = 0.5  # pair data: more than this share of the labels has exactly two texts
+LENGTH_STEP = 8  # max_length is rounded up to a multiple of this
+LENGTH_PERCENTILE = 99
+
+# The options this module may choose, in the order they are logged.
+CHOSEN = ("max_length", "num_items_per_class", "loss", "learning_rate", "epochs", "val_split")
+NO_MEASUREMENT = "no measurement yet ties it to the data's shape"
+
+
+@dataclass(frozen=True)
+class DataStatistics:
+    """What the defaults look at, of the training data.
+
+    Attributes:
+        texts: training texts.
+        labels: labels with at least one text.
+        labels_with_pairs: labels with two or more texts (the ones metric learning can use).
+        texts_per_label: min, median, p90 and max texts per label.
+        pair_share: share of the labels that have exactly two texts.
+        token_lengths: p50, p90, p99 and max tokens per text (special tokens included), of ``sampled`` texts.
+        sampled: how many texts the token lengths come from (a seeded sample of large data).
+        longer_than: for each multiple of 8 tokens up to the longest text, the share of texts longer.
+    """
+
+    texts: int
+    labels: int
+    labels_with_pairs: int
+    texts_per_label: dict[str, float]
+    pair_share: float
+    token_lengths: dict[str, float]
+    sampled: int
+    longer_than: dict[int, float]
+
+    @property
+    def pairs(self) -> bool:
+        """Labels of exactly two texts dominate (query/duplicate pairs, not clusters)."""
+        return self.pair_share > PAIR_SHARE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "pairs": self.pairs}
+
+
+def data_statistics(label_counts: np.ndarray, token_lengths: np.ndarray) -> DataStatistics:
+    """Statistics of data with ``label_counts`` texts per label (zeros ignored) and the ``token_lengths``
+    of (a sample of) its texts."""
+    counts = np.asarray(label_counts, dtype=np.int64)
+    counts = counts[counts > 0]
+    lengths = np.asarray(token_lengths, dtype=np.int64)
+    if not len(counts) or not len(lengths):
+        raise ValueError("data statistics need at least one text")
+
+    def spread(values: np.ndarray, middle: str) -> dict[str, float]:
+        return {
+            "min": float(values.min()),
+            middle: float(np.median(values)),
+            "p90": float(np.percentile(values, 90)),
+            f"p{LENGTH_PERCENTILE}": float(np.percentile(values, LENGTH_PERCENTILE)),
+            "max": float(values.max()),
+        }
+
+    return DataStatistics(
+        texts=int(counts.sum()),
+        labels=len(counts),
+        labels_with_pairs=int((counts >= 2).sum()),
+        texts_per_label=spread(counts, "median"),
+        pair_share=round(float((counts == 2).mean()), 4),
+        token_lengths=spread(lengths, "p50"),
+        sampled=len(lengths),
+        longer_than={
+            step: round(float((lengths > step).mean()), 5)
+            for step in range(LENGTH_STEP, int(lengths.max()) + LENGTH_STEP, LENGTH_STEP)
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option's data-aware value: ``changed`` when it differs from the default it replaces."""
+
+    option: str
+    value: Any
+    default: Any
+    reason: str
+
+    @property
+    def changed(self) -> bool:
+        return self.value != self.default
+
+    def describe(self) -> str:
+        """``max_length 48 (p99 of ...)``, or ``loss MultiSimilarityLoss kept (...)``."""
+        return f"{self.option} {self.value}{'' if self.changed else ' kept'} ({self.reason})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "changed": self.changed}
+
+
+def choose(
+    stats: DataStatistics,
+    current: Mapping[str, Any],
+    given: Collection[str],
+    *,
+    evaluated: bool,
+    model_max_length: int,
+) -> list[Choice]:
+    """The data-aware value and reason of every option in :data:`CHOSEN` that is not in ``given``.
+
+    Args:
+        stats: the training data's statistics.
+        current: the recipe's values so far (config.yml's defaults where the user gave nothing).
+        given: the options the user set; they are left alone.
+        evaluated: the run has an evaluation set or eval_data (so it needs no validation slice).
+        model_max_length: the model's own maximum tokens per text.
+    """
+    rules = {
+        "max_length": lambda: _max_length(stats, current["max_length"], model_max_length),
+        "num_items_per_class": lambda: _items_per_class(stats, current["num_items_per_class"]),
+        "loss": lambda: _kept("loss", current, f"with {current.get('miner') or 'no miner'}; {NO_MEASUREMENT}"),
+        "learning_rate": lambda: _kept("learning_rate", current, NO_MEASUREMENT),
+        "epochs": lambda: _kept("epochs", current, f"{NO_MEASUREMENT}; the best epoch is kept"),
+        "val_split": lambda: _val_split(stats, current["val_split"], evaluated),
+    }
+    return [rules[name]() for name in CHOSEN if name not in given]
+
+
+def _kept(option: str, current: Mapping[str, Any], why: str) -> Choice:
+    return Choice(option, current[option], current[option], f"config.yml's; {why}")
+
+
+def _max_length(stats: DataStatistics, default: int, model_max: int) -> Choice:
+    percentile = stats.token_lengths[f"p{LENGTH_PERCENTILE}"]
+    value = min(model_max, max(LENGTH_STEP, LENGTH_STEP * math.ceil(percentile / LENGTH_STEP)))
+    capped = f", capped at the model's {model_max}" if value == model_max else ""
+    longer = stats.longer_than.get(value, 0.0)
+    return Choice(
+        "max_length",
+        value,
+        default,
+        f"p{LENGTH_PERCENTILE} of text length is {percentile:g} tokens in {stats.sampled} texts, "
+        f"rounded up to a multiple of {LENGTH_STEP}{capped}; {longer:.1%} of them are longer and truncated",
+    )
+
+
+def _items_per_class(stats: DataStatistics, default: int) -> Choice:
+    if stats.pairs:
+        why = f"pair data: {stats.pair_share:.0%} of the labels have exactly 2 texts"
+        return Choice("num_items_per_class", 2, default, why)
+    median = stats.texts_per_label["median"]
+    if median < default:
+        value = max(2, int(median))
+        return Choice("num_items_per_class", value, default, f"the median label has {median:g} texts")
+    return Choice(
+        "num_items_per_class",
+        default,
+        default,
+        f"config.yml's; the median label has {median:g} texts; no measurement yet of a larger m on such data",
+    )
+
+
+def _val_split(stats: DataStatistics, default: float, evaluated: bool) -> Choice:
+    if evaluated or default > 0:
+        why = "the run has evaluation data" if evaluated else "config.yml's"
+        return Choice("val_split", default, default, why)
+    if stats.texts >= SMALL_DATA_TEXTS:
+        return Choice("val_split", default, default, f"{stats.texts} texts: not small data (< {SMALL_DATA_TEXTS})")
+    if stats.labels_with_pairs < AUTO_VAL_MIN_LABELS:
+        why = f"only {stats.labels_with_pairs} labels have pairs (< {AUTO_VAL_MIN_LABELS}): too few to hold some out"
+        return Choice("val_split", default, default, why)
+    share = round(max(AUTO_VAL_SPLIT, 2 / stats.labels), 4)  # at least two labels, so val_loss has negatives
+    return Choice(
+        "val_split",
+        share,
+        default,
+        f"small data ({stats.texts} texts < {SMALL_DATA_TEXTS}) without evaluation data: whole labels held out "
+        "for val_loss, so a run worse than the starting model is not published",
+    )
