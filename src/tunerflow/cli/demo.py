@@ -122,9 +122,11 @@ def _show_search(
     hits_after = sum(right(q, top[0]) for q, top in zip(queries, after, strict=True))
     _say(f"    best match is {right_match}: {hits_before}/{len(queries)} questions before, {hits_after} after")
     changed = [i for i in range(len(queries)) if before[i][0] != after[i][0]]
-    shown = sorted(changed, key=lambda i: not right(queries[i], after[i][0])) or list(range(len(queries)))
+    fixed = [i for i in changed if right(queries[i], after[i][0]) and not right(queries[i], before[i][0])]
+    shown = fixed or sorted(changed, key=lambda i: not right(queries[i], after[i][0])) or list(range(len(queries)))
     if changed:
-        _say(f"    the best match changed for {len(changed)} questions; some of them:")
+        _say(f"    the best match changed for {len(changed)} questions; wrong before and right after: {len(fixed)}")
+        _say("    some of them:")
     for i in shown[:SHOWN_QUESTIONS]:
         _say(f'\n  Q: "{queries[i]["text"]}"')
         for title, top in (("before", before[i]), ("after ", after[i])):
