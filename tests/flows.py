@@ -66,7 +66,7 @@ def train_flow_process(home: Path, model_dir: Path):
         free_port(),
         log_file=home / "flow.log",
         env={"TUNERFLOW_HOME": str(home)},
-        uses_with={"encoder": {"model": str(model_dir), "poll_interval": 0.5}},
+        uses_with={"encoder": {"model": str(model_dir), "poll_interval": 0.5}, "indexer": {"model": str(model_dir)}},
     )
     with process, environment(TUNERFLOW_API_KEY=process.api_key):  # the client and the CLI read it
         yield process

@@ -20,21 +20,10 @@ jina = pytest.importorskip("jina")
 
 
 @pytest.fixture
-def flow(tmp_path, tiny_model_dir, monkeypatch):
-    from tests.flows import free_port
-    from tunerflow.client.flow_process import FlowProcess
-    from tunerflow.settings import PROJECT_DIR
+def flow(tmp_path, tiny_model_dir):
+    from tests.flows import train_flow_process
 
-    process = FlowProcess(
-        PROJECT_DIR / "flows/train.yml",
-        free_port(),
-        free_port(),
-        log_file=tmp_path / "flow.log",
-        env={"TUNERFLOW_HOME": str(tmp_path / "home")},
-        uses_with={"encoder": {"model": str(tiny_model_dir)}, "indexer": {"model": str(tiny_model_dir)}},
-    )
-    with process:
-        monkeypatch.setenv("TUNERFLOW_API_KEY", process.api_key)
+    with train_flow_process(tmp_path, tiny_model_dir) as process:
         yield process
 
 

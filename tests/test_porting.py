@@ -37,23 +37,11 @@ def ported(source: str) -> str:
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory, tiny_model_dir):
-    from tests.flows import free_port
-    from tunerflow.client.flow_process import FlowProcess
-    from tunerflow.settings import PROJECT_DIR
+    from tests.flows import environment, train_flow_process
 
-    home = tmp_path_factory.mktemp("porting-home")
-    process = FlowProcess(
-        PROJECT_DIR / "flows/train.yml",
-        free_port(),
-        free_port(),
-        log_file=home / "flow.log",
-        env={"TUNERFLOW_HOME": str(home)},
-        uses_with={"encoder": {"model": str(tiny_model_dir)}, "indexer": {"model": str(tiny_model_dir)}},
-    )
-    with process, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TUNERFLOW_HOST", process.grpc_host)
-        patch.setenv("TUNERFLOW_API_KEY", process.api_key)
-        yield process
+    with train_flow_process(tmp_path_factory.mktemp("porting-home"), tiny_model_dir) as process:
+        with environment(TUNERFLOW_HOST=process.grpc_host):  # as a ported script's environment says
+            yield process
 
 
 def _user_docs(records):
