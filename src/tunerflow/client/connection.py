@@ -19,15 +19,13 @@ from typing import Any
 import numpy as np
 
 from tunerflow.errors import TunerflowError
-from tunerflow.serving.wire import whole_numbers
+from tunerflow.serving.wire import HTTP_MAX_DOCS, whole_numbers
 from tunerflow.settings import section
 
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "TUNERFLOW_API_KEY"
 HOST_ENV = "TUNERFLOW_HOST"
-# The gateway's REST side takes at most this many documents per request (it forwards them in chunks).
-HTTP_MAX_DOCS = 10_000
 HTTP_TIMEOUT = 600.0
 
 

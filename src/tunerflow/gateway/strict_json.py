@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from tunerflow.serving.access import AuthError
+from tunerflow.serving.wire import HTTP_MAX_DOCS
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # one HTTP body; larger uploads go in several requests
-MAX_DOCS = 10_000  # documents in one HTTP request (forwarded to the executors in chunks)
+MAX_DOCS = HTTP_MAX_DOCS  # documents in one HTTP request (forwarded to the executors in chunks)
 
 
 class BadBody(ValueError):

@@ -1,8 +1,10 @@
-"""Values as they cross protobuf: give whole numbers back their int type."""
+"""What crosses the wire: the HTTP document limit the gateway and the client share; whole numbers after protobuf."""
 
 from __future__ import annotations
 
 from typing import Any
+
+HTTP_MAX_DOCS = 10_000  # documents in one HTTP request: the gateway refuses more (413), the client pages below it
 
 
 def whole_numbers(value: Any) -> Any:
