@@ -211,6 +211,9 @@ def test_wiseft_alpha_zero_publishes_the_starting_weights_and_eval_batch_size_is
     start = start if set(start) <= set(published) else load_model(tiny_model_dir).model.backbone.state_dict()
     assert all(torch.equal(published[k], start[k]) for k in start if k in published)
     assert sum(k in published for k in start) > 10
+    # the published average (here the starting model) is evaluated again: "after" and the gate describe it
+    metrics = record.metrics
+    assert metrics["averaged"] and metrics["after"] == metrics["before"]
 
 
 def test_pair_csv_is_pairs_and_trains_with_an_in_batch_negatives_loss(connection, tmp_path, caplog):

@@ -26,6 +26,8 @@ def test_decide_by_policy():
     assert not blind.promote and "no evaluation set" in blind.reason
     kept = decide("if_better", {**_metrics(0.6, 0.4), "after_epoch": 2})
     assert "epoch 2's" in kept.reason and "nothing new is published" in kept.reason
+    averaged = decide("if_better", {**_metrics(0.6, 0.4), "after_epoch": 2, "averaged": True})  # WiSE-FT
+    assert not averaged.promote and "the WiSE-FT average's" in averaged.reason
     losses = {"primary_metric": KEY, "before": {"val_loss": 0.5}, "after": {"val_loss": 0.4}}  # no retrieval metric
     assert decide("if_better", losses).promote
     higher = decide("if_better", {**losses, "after": {"val_loss": 0.6}})

@@ -289,6 +289,8 @@ def _execute(run: RunContext) -> RunOutcome:
     if start_weights is not None:
         interpolate_weights(setup.model, start_weights, recipe.wiseft_alpha)
         log.info("WiSE-FT: %.3g * tuned + %.3g * starting weights", recipe.wiseft_alpha, 1 - recipe.wiseft_alpha)
+        if selection is not None and setup.world.is_main:
+            selection.after_averaging(state)  # "after" and the publication gate then describe the average
     metrics = summarize(state, recipe)
     metrics["train_seconds"] = round(time.monotonic() - started, 1)
     if not setup.world.is_main:
@@ -387,12 +389,14 @@ def summarize(state: TrainState, recipe: Recipe) -> dict:
     epochs = [{"epoch": e["epoch"], "metrics": e["metrics"]} for e in state.evaluations if e["stage"] == "epoch"]
     chosen = state.best_epoch if recipe.keep_best and state.best_epoch else (epochs[-1]["epoch"] if epochs else None)
     after = next((e["metrics"] for e in epochs if e["epoch"] == chosen), None)
+    averaged = next((e["metrics"] for e in state.evaluations if e["stage"] == "averaged"), None)
     return {
         "primary_metric": recipe.best_metric,
         "before": before,
         "epochs": epochs,
-        "after": after,
+        "after": averaged or after,  # what is published: the WiSE-FT average, when there is one
         "after_epoch": chosen,
+        "averaged": averaged is not None,
         "epoch_losses": state.epoch_losses,
         "steps": state.step,
         "total_steps": state.total_steps,

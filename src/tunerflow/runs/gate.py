@@ -38,18 +38,23 @@ def decide(policy: PublishPolicy | str, metrics: dict) -> Decision:
         key = metrics.get("primary_metric")
         before, after = (metrics.get(stage) or {} for stage in ("before", "after"))
         if key and key in before and key in after:
-            return _compare(key, before[key], after[key], metrics.get("after_epoch"), lower_is_better=False)
+            return _compare(key, before[key], after[key], _kept(metrics), lower_is_better=False)
         if VAL_LOSS in before and VAL_LOSS in after:
-            return _compare(
-                VAL_LOSS, before[VAL_LOSS], after[VAL_LOSS], metrics.get("after_epoch"), lower_is_better=True
-            )
+            return _compare(VAL_LOSS, before[VAL_LOSS], after[VAL_LOSS], _kept(metrics), lower_is_better=True)
         return Decision(False, f"not promoted: no evaluation set to compare with; {PROMOTE_HINT}")
     raise AssertionError(f"unhandled publish policy {policy}")  # every member is handled above
 
 
-def _compare(key: str, before: float, after: float, epoch: int | None, *, lower_is_better: bool) -> Decision:
-    """Serve unless ``after`` (the kept epoch's value) is worse than ``before`` (the starting model's)."""
-    kept = f"epoch {epoch}'s" if epoch else "the kept"
+def _kept(metrics: dict) -> str:
+    """Whose figures ``after`` holds: the kept epoch's, or the WiSE-FT average's."""
+    if metrics.get("averaged"):
+        return "the WiSE-FT average's"
+    epoch = metrics.get("after_epoch")
+    return f"epoch {epoch}'s" if epoch else "the kept"
+
+
+def _compare(key: str, before: float, after: float, kept: str, *, lower_is_better: bool) -> Decision:
+    """Serve unless ``after`` (the kept model's value) is worse than ``before`` (the starting model's)."""
     if (after <= before) if lower_is_better else (after >= before):
         way = "above" if lower_is_better else "below"
         return Decision(True, f"{key} {after:.4f} after is not {way} {before:.4f} before")

@@ -20,8 +20,9 @@ def plot_run(state: TrainState, primary: str, path: Path) -> Path:
     figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(11, 4))
     loss_axis.plot(range(1, len(state.step_losses) + 1), state.step_losses, linewidth=0.8)
     loss_axis.set(title="training loss", xlabel="step", ylabel="loss")
-    epochs = [e["epoch"] for e in state.evaluations]
-    val_losses = [e["metrics"].get("val_loss") for e in state.evaluations]
+    evaluations = [e for e in state.evaluations if e["stage"] != "averaged"]  # one point per epoch
+    epochs = [e["epoch"] for e in evaluations]
+    val_losses = [e["metrics"].get("val_loss") for e in evaluations]
     if epochs and None not in val_losses:  # validation data (eval_data, val_split): on the loss's axis
         loss_axis.plot(
             [e * len(state.step_losses) / max(epochs[-1], 1) for e in epochs],
@@ -32,7 +33,7 @@ def plot_run(state: TrainState, primary: str, path: Path) -> Path:
         loss_axis.legend(fontsize=8)
     plotted = False
     for key in dict.fromkeys(metric_key(name) for name in (primary, *_SHOWN)):
-        values = [e["metrics"].get(key) for e in state.evaluations]
+        values = [e["metrics"].get(key) for e in evaluations]
         if epochs and None not in values:
             metric_axis.plot(epochs, values, marker="o", label=key)
             plotted = True

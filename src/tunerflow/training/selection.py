@@ -88,11 +88,17 @@ class Selection:
         self.log.info("keeping epoch %d (%s=%.5f)", state.best_epoch, self.metric, state.best_value)
         return True
 
+    def after_averaging(self, state: TrainState) -> dict:
+        """Evaluate the published model once more after its weights were averaged with the starting
+        ones (WiSE-FT): the kept epoch's figures no longer describe it."""
+        return self._record(state, "averaged", state.best_epoch or state.epoch)
+
     def _record(self, state: TrainState, stage: str, epoch: int, extra: dict | None = None) -> dict:
         started = time.monotonic()
         metrics = {**self.evaluate(), **(extra or {})}
         state.evaluations.append({"stage": stage, "epoch": epoch, "metrics": metrics})
-        label = "before fine-tuning" if stage == "before" else f"after epoch {epoch}"
+        named = {"before": "before fine-tuning", "averaged": "of the WiSE-FT average"}
+        label = named.get(stage, f"after epoch {epoch}")
         self.log.info(
             "evaluation %s (%.0f s): %s",
             label,
