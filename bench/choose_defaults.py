@@ -24,10 +24,11 @@ import argparse
 import json
 import logging
 import os
+import random
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from common import TRIPLET, append_result, machine  # bench/ is on sys.path when this script runs
@@ -81,7 +82,48 @@ CANDIDATES.update(
         "data-aware-hard": {"data_aware": True, "sampler": "hard"},
     }
 )
+# Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).
+MS = CANDIDATES["ms-1e-4"]
+for _m in (8, 16, 32):
+    CANDIDATES[f"ms-1e-4-m{_m}"] = {**MS, "num_items_per_class": _m}
+    CANDIDATES[f"ms-1e-4-m{_m}-hard"] = {**MS, "num_items_per_class": _m, "sampler": "hard"}
+    CANDIDATES[f"ms-3e-5-m{_m}"] = {**CANDIDATES["ms-3e-5"], "num_items_per_class": _m}
+CANDIDATES["ms-1e-4-hard"] = {**MS, "sampler": "hard"}
+CANDIDATES["ms-3e-5-hard"] = {**CANDIDATES["ms-3e-5"], "sampler": "hard"}
 SHOWN = ("model_average_precision", "model_reciprocal_rank", "model_recall_at_k", "model_ndcg_at_k")
+
+
+def held_out(records: list, share: float = 0.2, seed: int = 0) -> tuple[list, list, list]:
+    """Train, queries and index for choosing, all from the train split (the dev split stays unseen).
+
+    A label with at least 5 texts gives ``share`` of them as queries and as many to the index (the
+    dev splits of clustered sets hold the same labels as train); of the smaller labels (pairs),
+    ``share`` of the labels go whole to the evaluation: their first text a query, the rest the index.
+    """
+    rng = random.Random(seed)
+    by_label: dict = defaultdict(list)
+    for record in records:
+        by_label[record.label].append(record)
+    train, queries, index = [], [], []
+    for label in sorted(by_label):
+        texts = by_label[label]
+        rng.shuffle(texts)
+        if len(texts) >= 5:
+            cut = max(1, round(share * len(texts)))
+            queries += texts[:cut]
+            index += texts[cut : 2 * cut]
+            train += texts[2 * cut :]
+        elif rng.random() < share:
+            queries.append(texts[0])
+            index += texts[1:]
+        else:
+            train += texts
+    return train, queries, index
+
+
+def records_outside(data: Path, labels: set) -> list:
+    """The train split's texts whose labels are not in ``labels``."""
+    return [r for r in read_jsonl(data / "train.jsonl.gz") if r.label not in labels]
 
 
 def main() -> None:
@@ -94,6 +136,11 @@ def main() -> None:
     parser.add_argument("--keep-best", action="store_true", help="publish the best epoch (config.yml's default)")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), help=f"from: {', '.join(CANDIDATES)}")
     parser.add_argument("--default", action="store_true", help="also run config.yml's recipe unchanged")
+    parser.add_argument(
+        "--select",
+        action="store_true",
+        help="evaluate on texts held out of the train split (never the dev split): for choosing a default",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="append results as JSON lines")
     args = parser.parse_args()
@@ -112,15 +159,25 @@ def main() -> None:
             if seen[record.label] <= args.per_label:
                 kept.append(record)
         records = kept
+    if args.select:
+        # A pool of whole labels big enough for train_docs after the hold-out; labels outside it add
+        # distractors to the index (3 per query), as the dev indexes hold texts no query matches.
+        pool = whole_clusters(records, int(args.train_docs / 0.8), label=lambda r: r.label, seed=0)
+        pooled = {r.label for r in pool}
+        records, queries, index = held_out(pool)
+        queries = queries[: args.queries]
+        index += records_outside(args.data, pooled)[: 3 * len(queries)]
+    else:
+        queries = list(read_jsonl(args.data / "query_dev.jsonl.gz"))[: args.queries]
+        index = list(read_jsonl(args.data / "index_dev.jsonl.gz"))
     train = whole_clusters(records, args.train_docs, label=lambda r: r.label, seed=0)
-    queries = list(read_jsonl(args.data / "query_dev.jsonl.gz"))[: args.queries]
     command = " ".join(["python", *sys.argv])
     where = {**machine(), "load_average": [round(x, 2) for x in os.getloadavg()]}
     home = Path(tempfile.mkdtemp(prefix="tunerflow-defaults-"))
     manager = RunManager(home, section("recipe"), start_worker=False)
     manager.append("train", train)
     manager.append("queries", queries)
-    manager.append("index", list(read_jsonl(args.data / "index_dev.jsonl.gz")))
+    manager.append("index", index)
     runs = [(name, CANDIDATES[name]) for name in args.candidates]
     if args.default:
         runs.insert(0, ("config.yml", {}))
@@ -142,6 +199,7 @@ def main() -> None:
             "command": command,
             "machine": {**where, "load_average_after": [round(x, 2) for x in os.getloadavg()]},
             "queries": len(queries),
+            "evaluated_on": "held out of train" if args.select else "dev",
             "data_aware": record.data_aware,
             "after": {k: (metrics.get("after") or {}).get(k) for k in SHOWN} if metrics.get("after") else None,
             "data": args.data.name,
