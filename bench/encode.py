@@ -11,8 +11,9 @@ are compared with fp32 on the task itself; served ones run the same backend
 code and give the same embeddings.
 
 On a CPU without bf16 hardware (AMX or AVX512-BF16), PyTorch emulates bf16
-and it is slower than fp32: there bf16 configurations are measured on one
-short pass only, unless ``--force-bf16``.
+and it is slower than fp32: there torch's bf16 configurations are measured on
+one short pass only, unless ``--force-bf16``; OpenVINO's are skipped (it would
+run float32, and the backend refuses bf16 there).
 
     .venv/bin/python bench/encode.py                                  # every configuration
     .venv/bin/python bench/encode.py --configs st torch-fp32 --texts 2000 --repeats 3
@@ -39,11 +40,15 @@ IN_PROCESS = {
     "torch-bf16": {"kind": "local", "backend": "torch", "dtype": "bfloat16"},
     "onnx-fp32": {"kind": "local", "backend": "onnx", "dtype": "float32"},
     "onnx-int8": {"kind": "local", "backend": "onnx-int8", "dtype": "float32"},
+    "openvino-fp32": {"kind": "local", "backend": "openvino", "dtype": "float32"},
+    "openvino-bf16": {"kind": "local", "backend": "openvino", "dtype": "bfloat16"},
+    "openvino-int8": {"kind": "local", "backend": "openvino-int8", "dtype": "float32"},
 }
 SERVED = {
     f"served-{protocol}-{name}": {**IN_PROCESS[name], "kind": "served", "protocol": protocol}
     for protocol in ("grpc", "http")
-    for name in ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+    for name in IN_PROCESS
+    if name != "st"
 }
 CONFIGS = {**IN_PROCESS, **SERVED}
 
@@ -61,6 +66,13 @@ def texts_and_eval(sample: int | None):
 def bf16_hardware() -> bool:
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def unavailable(config: dict) -> str | None:
+    """Why ``config`` cannot run on this machine, or None: OpenVINO refuses bf16 where the CPU has none."""
+    if config.get("backend") == "openvino" and config.get("dtype") == "bfloat16" and not bf16_hardware():
+        return "no bf16 hardware on this CPU: OpenVINO would run float32, and the backend refuses it"
+    return None
 
 
 def quality(embeddings: np.ndarray, queries: list[dict], index: list[dict]) -> dict:
@@ -161,7 +173,9 @@ def run_one(name: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help=f"from: {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS), help=f"from: {', '.join(CONFIGS)}"
+    )
     parser.add_argument("--texts", type=int, default=5000, help="timed sample of the dev texts; 0: all 20,746")
     parser.add_argument("--force-bf16", action="store_true", help="time bf16 fully even without bf16 hardware")
     parser.add_argument("--repeats", type=int, default=5)
@@ -185,7 +199,14 @@ def main() -> None:
     common_args += ["--request-size", str(args.request_size), "--workdir", str(workdir), "--texts", str(args.texts)]
     if args.force_bf16:
         common_args.append("--force-bf16")
-    run_all(Path(__file__), args.configs, "st", common_args, args.out, info)
+    names = []
+    for name in args.configs:
+        reason = unavailable(CONFIGS[name])
+        if reason:
+            print(json.dumps({"config": name, "skipped": reason}), flush=True)
+        else:
+            names.append(name)
+    run_all(Path(__file__), names, "st", common_args, args.out, info)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,34 @@ def test_info_says_which_path_runs(encoder):
     assert info["batching"]["batch_size"] == 4 and info["batching"]["max_tokens"] > 0
     assert "dynamic" in info["batching"]  # None here: jina's batching exists only in a running Flow
     assert set(info["cpu"]) >= {"flags", "torch_capability", "bf16"}
+    assert (info["runtime"]["library"], info["runtime"]["autocast"]) == ("torch", None)
+
+
+def test_openvino_encodes_and_info_says_openvino_runs_in_float32(tiny_model_dir):
+    executor = EncoderExecutor(model=str(tiny_model_dir), backend="openvino", threads=1)
+    try:
+        info = executor.info(_docs([]))
+        assert (info["backend"], info["dtype"]) == ("openvino", "float32")
+        runtime = info["runtime"]
+        assert (runtime["library"], runtime["inference_precision"], runtime["threads"]) == ("openvino", "f32", 1)
+        out = executor.encode(_docs(), {})
+        np.testing.assert_allclose(_matrix(out), get_model(tiny_model_dir).embed(TEXTS), atol=1e-4)
+    finally:
+        executor.close()
+
+
+def test_openvino_int8_info_gives_the_artifacts_record_of_its_int8_graph(tiny_model_dir):
+    executor = EncoderExecutor(model=str(tiny_model_dir), backend="openvino-int8")
+    try:
+        info = executor.info(_docs([]))
+        assert (info["backend"], info["dtype"], info["runtime"]["file"]) == (
+            "openvino-int8",
+            "float32",
+            "model.int8.onnx",
+        )
+        assert 0.5 < info["int8"]["cosine_to_fp32_mean"] <= 1.0 + 1e-6
+    finally:
+        executor.close()
 
 
 def test_bad_parameters_are_refused():

@@ -47,7 +47,7 @@ def test_token_budget_batches_cover_every_text_once_within_the_budget():
     assert [len(b[0]) for b in length_sorted_batches(token_ids, batch_size=2, pad_id=0, max_tokens=1000)] == [2] * 6
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
 def test_token_budget_gives_the_same_embeddings_in_the_callers_order(tiny_model_dir, backend):
     whole = get_model(tiny_model_dir, backend=backend, batch_size=64, max_tokens=None).embed(TEXTS)
     budgeted = get_model(tiny_model_dir, backend=backend, batch_size=64, max_tokens=12)
@@ -58,7 +58,7 @@ def test_token_budget_gives_the_same_embeddings_in_the_callers_order(tiny_model_
     assert len(calls) > 1  # the budget did cut the request into several passes
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
 def test_batch_size_sets_forward_calls(tiny_model_dir, backend, monkeypatch):
     model = get_model(tiny_model_dir, backend=backend, batch_size=3)
     calls = []
@@ -71,7 +71,7 @@ def test_batch_size_sets_forward_calls(tiny_model_dir, backend, monkeypatch):
     assert calls == [8]
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
 def test_max_length_truncates(tiny_model_dir, backend):
     long_text = "the best way to learn python is to play guitar with cats and dogs " * 3
     short = get_model(tiny_model_dir, backend=backend, max_length=6)
@@ -80,7 +80,7 @@ def test_max_length_truncates(tiny_model_dir, backend):
     assert not np.allclose(full.embed([long_text]), short.embed([long_text]), atol=1e-3)
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
 def test_normalize(tiny_model_dir, backend):
     raw = get_model(tiny_model_dir, backend=backend, normalize=False).embed(TEXTS)
     unit = get_model(tiny_model_dir, backend=backend, normalize=True).embed(TEXTS)
@@ -107,7 +107,7 @@ def test_bfloat16_is_close_to_float32_but_not_equal(tiny_model_dir):
 
 
 def test_dtype_is_refused_for_onnx(tiny_model_dir):
-    with pytest.raises(ConfigError, match="torch backend only"):
+    with pytest.raises(ConfigError, match="torch and openvino backends only"):
         get_model(tiny_model_dir, is_onnx=True, dtype="bfloat16")
 
 
@@ -166,7 +166,7 @@ def test_bad_inputs(tiny_model_dir):
     assert model.embed([]).shape == (0, 32)
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"])
 def test_every_backend_refuses_a_max_length_beyond_the_positions_alike(tiny_model_dir, backend):
     with pytest.raises(ConfigError) as error:
         get_model(tiny_model_dir, backend=backend, max_length=65)  # the tiny BERT has 64 positions
@@ -196,7 +196,7 @@ def causal_model_dir(tiny_model_dir, tmp_path_factory):
     return directory
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
 def test_every_backend_refuses_cls_pooling_of_a_causal_model_alike(causal_model_dir, backend):
     with pytest.raises(ConfigError) as error:
         get_model(causal_model_dir, backend=backend, pooling="cls")
@@ -218,6 +218,9 @@ AVX2_BOX = "model name\t: Intel Xeon E5-2686 v4\nflags\t: fpu avx avx2 fma\n"
         (ZEN4_BOX, "torch", "cpu", "auto", DType.BFLOAT16),
         (AVX2_BOX, "torch", "cpu", "auto", DType.FLOAT32),
         (AMX_BOX, "onnx-int8", "cpu", "auto", DType.FLOAT32),  # the graph carries its precision
+        (AMX_BOX, "openvino", "cpu", "auto", DType.BFLOAT16),
+        (AVX2_BOX, "openvino", "cpu", "auto", DType.FLOAT32),
+        (AMX_BOX, "openvino-int8", "cpu", "auto", DType.FLOAT32),
         (AMX_BOX, "torch", "cuda:0", "auto", DType.FLOAT32),  # a GPU's bf16 is no CPU flag
         (AVX2_BOX, "torch", "cpu", "bfloat16", DType.BFLOAT16),  # explicit values are honoured
         (AMX_BOX, "torch", "cpu", "float32", DType.FLOAT32),

@@ -29,7 +29,7 @@ def _min_cosine(a, b):
     return ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min()
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8", "openvino"])
 def test_serve_flow_matches_sentence_transformers(backend, reference, tmp_path):
     flow, grpc_port, http_port = flow_from_yaml("serve.yml", tmp_path, {"encoder": {"backend": backend}})
     with flow:

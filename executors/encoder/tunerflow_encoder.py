@@ -1,4 +1,4 @@
-"""EncoderExecutor: embeds documents in place with a PyTorch or ONNX model.
+"""EncoderExecutor: embeds documents in place with PyTorch, ONNX Runtime or OpenVINO.
 
 No ``from __future__ import annotations`` here: jina reads the endpoint
 annotations at run time to build document and parameter schemas.
@@ -52,9 +52,9 @@ class EncoderExecutor(GatewayOnly, Executor):
 
     Args:
         model: a model name, directory, artifact directory or ``.zip``.
-        backend: ``torch``, ``onnx`` or ``onnx-int8``.
-        dtype: ``float32``, ``bfloat16`` or ``auto`` (torch backend; ``auto``: bfloat16 where
-            the CPU has native bf16, see :mod:`tunerflow.inference.cpu`).
+        backend: ``torch``, ``onnx``, ``onnx-int8``, ``openvino`` or ``openvino-int8``.
+        dtype: ``float32``, ``bfloat16`` or ``auto`` (torch and openvino backends; ``auto``: bfloat16
+            where the CPU has native bf16, see :mod:`tunerflow.inference.cpu`).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: at most this many texts per forward pass.
         max_tokens: at most this many padded tokens per forward pass (null: no token limit).
@@ -125,8 +125,8 @@ class EncoderExecutor(GatewayOnly, Executor):
 
     @requests(on="/info")
     def info(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
-        """What is served and how: model, backend, dtype, batching (per forward pass and across
-        requests), the CPU's features, spec and, for int8, its cosine to fp32."""
+        """What is served and how: model, backend, dtype, the library's runtime settings, batching (per
+        forward pass and across requests), the CPU's features, spec and, for int8, its cosine to fp32."""
         info = self.served.info()
         dynamic = (getattr(self, "dynamic_batching", None) or {}).get("/encode")
         info["batching"] = {**info["batching"], "dynamic": dict(dynamic) if dynamic else None}

@@ -24,11 +24,23 @@ class Backend(str, Enum):
     TORCH = "torch"
     ONNX = "onnx"
     ONNX_INT8 = "onnx-int8"
+    OPENVINO = "openvino"
+    OPENVINO_INT8 = "openvino-int8"
+
+    @property
+    def int8(self) -> bool:
+        """Whether the backend runs the artifact's int8 ONNX graph (``model.int8.onnx``)."""
+        return self in (Backend.ONNX_INT8, Backend.OPENVINO_INT8)
+
+    @property
+    def takes_dtype(self) -> bool:
+        """Whether ``dtype`` sets this backend's compute precision (elsewhere the graph carries its own)."""
+        return self in (Backend.TORCH, Backend.OPENVINO)
 
 
 class DType(str, Enum):
-    """Compute precision of the PyTorch backend; ``auto``: bfloat16 where the CPU has native bf16
-    (AVX512-BF16 or AMX), else float32 (``tunerflow.inference.cpu.choose_dtype``)."""
+    """Compute precision of the torch and openvino backends; ``auto``: bfloat16 where the CPU has native
+    bf16 (AVX512-BF16 or AMX), else float32 (``tunerflow.inference.cpu.choose_dtype``)."""
 
     FLOAT32 = "float32"
     BFLOAT16 = "bfloat16"

@@ -14,7 +14,7 @@ import yaml
 from tunerflow.cli.search_commands import COMMANDS as SEARCH_COMMANDS
 from tunerflow.cli.search_commands import add_parsers as add_search_parsers
 from tunerflow.errors import TunerflowError
-from tunerflow.options import Precision
+from tunerflow.options import Backend, Precision
 
 
 def _host(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("texts", nargs="*", help="texts (or --file)")
     encode.add_argument("--file", type=Path, help="one text per line")
     encode.add_argument("--model", default="all-MiniLM-L6-v2", help="name, directory, artifact or .zip")
-    encode.add_argument("--backend", default="torch", help="torch, onnx, onnx-int8")
+    encode.add_argument("--backend", default="torch", help=", ".join(backend.value for backend in Backend))
     encode.add_argument("--output", type=Path, help="write the embeddings to a .npy file")
     _host(encode)
     add_search_parsers(commands, _host)

@@ -26,7 +26,7 @@ class InferenceBackend(ABC):
         spec: the model's pooling, normalisation, max length and dimension.
         batch_size: at most this many texts per forward pass unless :meth:`embed` is told otherwise.
         max_tokens: at most this many padded tokens per forward pass (None: no limit but ``batch_size``).
-        name: the backend's name (``torch``, ``onnx``, ``onnx-int8``).
+        name: the backend's name (a :class:`~tunerflow.options.Backend` value).
         artifact: the artifact's config when the model came from one, else None.
     """
 
@@ -51,6 +51,11 @@ class InferenceBackend(ABC):
     @property
     def dimension(self) -> int:
         return self.spec.dimension
+
+    def runtime(self) -> dict:
+        """How the library runs the model, as it reports it (for ``/info``): library, version, threads
+        and the backend's own settings."""
+        return {}
 
     @abstractmethod
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

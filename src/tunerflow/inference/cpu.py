@@ -1,8 +1,9 @@
 """The CPU's vector and matrix features, read once, and the precision ``dtype: auto`` picks from them.
 
 bf16 pays only where the CPU computes in bf16 itself (AVX512-BF16 or AMX tiles); elsewhere PyTorch
-emulates it and it is slower than float32, so ``auto`` means bfloat16 there and float32 everywhere
-else. The decision is a pure function of the flags, so it is the same for the same machine.
+emulates it and it is slower than float32 (OpenVINO runs float32 instead), so ``auto`` means bfloat16
+there and float32 everywhere else. The decision is a pure function of the flags, so it is the same for
+the same machine.
 """
 
 from __future__ import annotations
@@ -72,13 +73,13 @@ def cpu_features() -> CpuFeatures:
 
 
 def choose_dtype(dtype: str | DType, backend: str | Backend, features: CpuFeatures, device: str = "cpu") -> DType:
-    """The precision to run: an explicit ``dtype`` as given; ``auto`` is bfloat16 for the torch backend
-    on the CPU when it has native bf16, else float32 (ONNX graphs carry their own precision; on a GPU
-    ``auto`` stays float32: choose bfloat16 there explicitly)."""
+    """The precision to run: an explicit ``dtype`` as given; ``auto`` is bfloat16 for the torch and
+    openvino backends on the CPU when it has native bf16, else float32 (the onnx backends and the int8
+    graphs carry their own precision; on a GPU ``auto`` stays float32: choose bfloat16 there explicitly)."""
     dtype = parse_enum(DType, dtype, "dtype")
     if dtype is not DType.AUTO:
         return dtype
     on_cpu = str(device).partition(":")[0] == "cpu"
-    if on_cpu and parse_enum(Backend, backend, "backend") is Backend.TORCH and features.bf16:
+    if on_cpu and parse_enum(Backend, backend, "backend").takes_dtype and features.bf16:
         return DType.BFLOAT16
     return DType.FLOAT32

@@ -22,6 +22,7 @@ from tunerflow.format import ARTIFACT_CONFIG, Architecture, ArtifactConfig, Mode
 from tunerflow.inference.base import DEFAULT_MAX_TOKENS, InferenceBackend
 from tunerflow.inference.cpu import choose_dtype, cpu_features
 from tunerflow.inference.onnx_backend import OnnxBackend
+from tunerflow.inference.openvino_backend import OPENVINO_BACKENDS, OpenVinoBackend
 from tunerflow.inference.torch_backend import TorchBackend
 from tunerflow.modeling.loading import LoadedModel, describe_backbone_dir, load_backbone_dir
 from tunerflow.modeling.sources import BUNDLED_MODEL, resolve_source
@@ -75,10 +76,13 @@ def open_backend(
     ``batch_size`` caps the texts and ``max_tokens`` the padded tokens of one
     forward pass (see :func:`~tunerflow.inference.batching.length_sorted_batches`).
 
-    For ``onnx`` and ``onnx-int8`` the artifact's own ONNX files are used; a
-    model without them (a hub model, an artifact saved without ONNX, or one
-    asked for with another pooling, which is part of the graph) is exported
-    once into the cache (``$TUNERFLOW_CACHE``) and reused.
+    Every backend but ``torch`` runs the artifact's own ONNX files (``onnx`` and
+    ``openvino`` its fp32 graph, ``onnx-int8`` and ``openvino-int8`` its int8
+    graph); a model without them (a hub model, an artifact saved without ONNX,
+    or one asked for with another pooling, which is part of the graph) is
+    exported once into the cache (``$TUNERFLOW_CACHE``) and reused. ``dtype``
+    sets the precision of ``torch`` and ``openvino``; the other graphs carry
+    their own.
     """
     backend = parse_enum(Backend, backend, "backend")
     dtype = choose_dtype(dtype, backend, cpu_features(), device=device)
@@ -86,8 +90,11 @@ def open_backend(
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     if max_tokens is not None and int(max_tokens) < 1:
         raise ConfigError(f"max_tokens must be at least 1 (or None: no token limit), got {max_tokens}")
-    if backend is not Backend.TORCH and dtype is not DType.FLOAT32:
-        raise ConfigError(f"dtype {dtype.value!r} applies to the torch backend only; ONNX graphs carry their own")
+    if not backend.takes_dtype and dtype is not DType.FLOAT32:
+        raise ConfigError(
+            f"dtype {dtype.value!r} applies to the torch and openvino backends only; "
+            f"the {backend.value} graph carries its own precision"
+        )
     files = resolve_files(model, allow_download=allow_download)
     spec = files.spec.override(files.architecture, pooling=pooling, normalize=normalize, max_length=max_length)
     if backend is Backend.TORCH:
@@ -103,21 +110,13 @@ def open_backend(
         )
     from transformers import AutoTokenizer
 
-    int8 = backend is Backend.ONNX_INT8
-    files = with_onnx(files, int8=int8, pooling=spec.pooling, allow_download=allow_download)
+    files = with_onnx(files, int8=backend.int8, pooling=spec.pooling, allow_download=allow_download)
     tokenizer = AutoTokenizer.from_pretrained(files.directory, local_files_only=True)
-    return OnnxBackend(
-        files.directory / files.config.onnx_file(int8),
-        tokenizer,
-        spec,
-        files.architecture,
-        backend=backend,
-        device=device,
-        batch_size=batch_size,
-        max_tokens=max_tokens,
-        threads=threads,
-        artifact=files.config,
-    )
+    graph = (files.directory / files.config.onnx_file(backend.int8), tokenizer, spec, files.architecture)
+    options = dict(device=device, batch_size=batch_size, max_tokens=max_tokens, threads=threads, artifact=files.config)
+    if backend in OPENVINO_BACKENDS:
+        return OpenVinoBackend(*graph, backend=backend, dtype=dtype, **options)
+    return OnnxBackend(*graph, backend=backend, **options)
 
 
 def resolve_files(model: str | Path, allow_download: bool = False) -> ModelFiles:

@@ -12,6 +12,8 @@ from tunerflow.format import Architecture, ArtifactConfig, ModelSpec
 from tunerflow.inference.base import DEFAULT_MAX_TOKENS, InferenceBackend
 from tunerflow.options import Backend
 
+ONNX_BACKENDS = (Backend.ONNX, Backend.ONNX_INT8)
+
 
 class OnnxBackend(InferenceBackend):
     """Runs an exported graph with ONNX Runtime on the CPU or, if installed, CUDA.
@@ -47,8 +49,8 @@ class OnnxBackend(InferenceBackend):
     ) -> None:
         import onnxruntime as ort
 
-        if Backend(backend) is Backend.TORCH:
-            raise ConfigError("OnnxBackend runs the onnx and onnx-int8 backends; torch is TorchBackend")
+        if Backend(backend) not in ONNX_BACKENDS:
+            raise ConfigError(f"OnnxBackend runs the onnx and onnx-int8 backends, not {Backend(backend).value}")
         super().__init__(tokenizer, spec, architecture, batch_size, artifact, max_tokens)
         self.name = Backend(backend).value
         self.path = Path(onnx_path)
@@ -61,6 +63,18 @@ class OnnxBackend(InferenceBackend):
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return run_session(self.session, input_ids, attention_mask)
+
+    def runtime(self) -> dict:
+        import onnxruntime as ort
+
+        options = self.session.get_session_options()
+        return {
+            "library": "onnxruntime",
+            "version": ort.__version__,
+            "file": self.path.name,
+            "providers": self.session.get_providers(),
+            "threads": options.intra_op_num_threads or None,  # 0: onnxruntime's default
+        }
 
 
 def _providers(device: str, available: list[str]) -> list:

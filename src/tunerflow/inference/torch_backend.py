@@ -55,6 +55,15 @@ class TorchBackend(InferenceBackend):
             torch.set_num_threads(int(threads))
         self.model = loaded.model.to(self.device).eval()
 
+    def runtime(self) -> dict:
+        return {
+            "library": "torch",
+            "version": torch.__version__,
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),  # process-wide
+            "autocast": "bfloat16" if self.dtype is DType.BFLOAT16 else None,
+        }
+
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         ids = torch.from_numpy(input_ids).to(self.device)
         mask = torch.from_numpy(attention_mask).to(self.device)

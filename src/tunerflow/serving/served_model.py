@@ -113,15 +113,16 @@ class ServedModel:
             return {**self.info(), "changed": True}
 
     def info(self) -> dict:
-        """What is served: source, backend and the path it runs (dtype, batching, the CPU's features),
-        spec, int8 quality when quantised, follow state."""
+        """What is served: source, backend and the path it runs (dtype, the library's own report of
+        how it runs, batching, the CPU's features), spec, int8 quality when quantised, follow state."""
         current = self.current
-        int8 = current.artifact.onnx_int8 if current.artifact and current.name == Backend.ONNX_INT8.value else None
+        int8 = current.artifact.onnx_int8 if current.artifact and Backend(current.name).int8 else None
         dtype = getattr(current, "dtype", None)
         return {
             "model": self.source,
             "backend": current.name,
-            "dtype": dtype.value if dtype is not None else "float32",  # ONNX: the fp32 or int8 graph itself
+            "dtype": dtype.value if dtype is not None else "float32",  # onnx: the fp32 or int8 graph itself
+            "runtime": current.runtime(),
             "batching": {"batch_size": current.batch_size, "max_tokens": current.max_tokens},
             "cpu": cpu_features().to_dict(),
             "spec": current.spec.to_dict(),
