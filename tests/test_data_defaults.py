@@ -7,7 +7,13 @@ import pytest
 
 from tests.training_helpers import toy_manager, toy_options
 from tunerflow.settings import section
-from tunerflow.training.data_defaults import CHOSEN, SMALL_DATA_TEXTS, choose, data_statistics
+from tunerflow.training.data_defaults import (
+    CHOSEN,
+    CLUSTER_LEARNING_RATE,
+    SMALL_DATA_TEXTS,
+    choose,
+    data_statistics,
+)
 
 DEFAULTS = section("recipe")
 
@@ -32,10 +38,18 @@ def test_banking_like_intents_keep_m_and_fit_max_length_to_the_texts():
     assert "p99 of text length is 41 tokens" in choices["max_length"].describe()
     assert "0.3% of them are longer and truncated" in choices["max_length"].reason  # the 20 texts of 60 tokens
     m = choices["num_items_per_class"]
-    assert m.value == DEFAULTS["num_items_per_class"] and not m.changed and "no measurement" in m.reason
-    for kept in ("loss", "learning_rate", "epochs"):
+    assert m.value == DEFAULTS["num_items_per_class"] and not m.changed and "m 16 did not beat 4" in m.reason
+    rate = choices["learning_rate"]
+    assert rate.changed and rate.value == CLUSTER_LEARNING_RATE and "clustered data" in rate.reason
+    for kept in ("loss", "epochs"):
         assert choices[kept].value == DEFAULTS[kept] and not choices[kept].changed
         assert "no measurement" in choices[kept].reason
+    # the rate was measured with the default loss only: with another loss it is kept
+    other = {c.option: c for c in choose(stats, {**DEFAULTS, "loss": "TripletMarginLoss"}, (), evaluated=True,
+                                          model_max_length=256)}  # fmt: skip
+    assert (
+        not other["learning_rate"].changed and "measured with MultiSimilarityLoss only" in other["learning_rate"].reason
+    )
     assert not choices["val_split"].changed  # it has evaluation data
 
 
@@ -43,8 +57,10 @@ def test_quora_like_pairs_take_two_per_label():
     counts = np.array([2] * 800 + [3] * 150 + [5] * 50)
     stats = data_statistics(counts, np.full(2000, 17))
     assert stats.pairs and stats.pair_share == 0.8
-    m = _choices(stats)["num_items_per_class"]
+    choices = _choices(stats)
+    m = choices["num_items_per_class"]
     assert m.value == 2 and "pair data: 80% of the labels" in m.reason
+    assert not choices["learning_rate"].changed and "pair data (80% of the labels" in choices["learning_rate"].reason
 
 
 def test_median_below_m_caps_m_and_long_texts_are_capped_at_the_model():
