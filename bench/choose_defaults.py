@@ -80,6 +80,7 @@ CANDIDATES.update(
         "old-default": {"data_aware": False},  # config.yml's recipe before issue 13
         "data-aware": {"data_aware": True},  # the same, with data-aware choices for what is left unset
         "data-aware-hard": {"data_aware": True, "sampler": "hard"},
+        "data-aware-wiseft": {"data_aware": True, "wiseft_alpha": 0.5},  # WiSE-FT: half tuned, half starting
     }
 )
 # Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).
