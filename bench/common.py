@@ -91,6 +91,7 @@ def machine() -> dict:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "amx": "amx_bf16" in flags,
+        "flags": sorted({f for f in flags.split() if f.startswith(("avx", "amx", "fma")) or f.endswith("vnni")}),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
