@@ -9,8 +9,8 @@ from tests.training_helpers import toy_manager, toy_options
 from tunerflow.settings import section
 from tunerflow.training.data_defaults import (
     CHOSEN,
-    CLUSTER_LEARNING_RATE,
     SMALL_DATA_TEXTS,
+    TUNED_LEARNING_RATE,
     choose,
     data_statistics,
 )
@@ -40,7 +40,7 @@ def test_banking_like_intents_keep_m_and_fit_max_length_to_the_texts():
     m = choices["num_items_per_class"]
     assert m.value == DEFAULTS["num_items_per_class"] and not m.changed and "m 16 did not beat 4" in m.reason
     rate = choices["learning_rate"]
-    assert rate.changed and rate.value == CLUSTER_LEARNING_RATE and "clustered data" in rate.reason
+    assert rate.changed and rate.value == TUNED_LEARNING_RATE and "clusters of a median" in rate.reason
     for kept in ("loss", "epochs"):
         assert choices[kept].value == DEFAULTS[kept] and not choices[kept].changed
         assert "no measurement" in choices[kept].reason
@@ -60,7 +60,8 @@ def test_quora_like_pairs_take_two_per_label():
     choices = _choices(stats)
     m = choices["num_items_per_class"]
     assert m.value == 2 and "pair data: 80% of the labels" in m.reason
-    assert not choices["learning_rate"].changed and "pair data (80% of the labels" in choices["learning_rate"].reason
+    rate = choices["learning_rate"]
+    assert rate.value == TUNED_LEARNING_RATE and rate.reason.startswith("pair data: 0.0001 gained more than 3e-05")
 
 
 def test_median_below_m_caps_m_and_long_texts_are_capped_at_the_model():
