@@ -19,6 +19,7 @@ from tunerflow.data.csv_options import CSVOptions
 from tunerflow.errors import ConfigError, DataError
 from tunerflow.serving.tuner_params import RunParameters
 from tunerflow.settings import section
+from tunerflow.training.data_defaults import CHOSEN
 from tunerflow.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,10 @@ def reference_differences(options: dict[str, Any]) -> str:
     """One line naming where config.yml's defaults, which ``options`` leaves in place, differ from the
     reference tool's, and why; '' when none does."""
     defaults = section("recipe")
+    aware = options.get("data_aware", defaults.get("data_aware"))
     parts = [
-        text.format(**defaults)
+        (f"{names[0]} chosen from the data (data_aware), else " if aware and names[0] in CHOSEN else "")
+        + text.format(**defaults)
         for names, text in REFERENCE_DEFAULTS
         if all(options.get(name) is None for name in names) and defaults.get(names[0]) not in (None, {}, "none")
     ]
