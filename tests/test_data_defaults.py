@@ -53,6 +53,15 @@ def test_banking_like_intents_keep_m_and_fit_max_length_to_the_texts():
     assert not choices["val_split"].changed  # it has evaluation data
 
 
+def test_statistics_go_into_a_response_struct():
+    from google.protobuf.struct_pb2 import Struct
+
+    stats = _banking_like()
+    reply = Struct()
+    reply.update({"data_statistics": stats.to_dict()})  # what /runs/start answers; a Struct takes string keys only
+    assert reply["data_statistics"]["longer_than"]["40"] == stats.longer_than[40]
+
+
 def test_quora_like_pairs_take_two_per_label():
     counts = np.array([2] * 800 + [3] * 150 + [5] * 50)
     stats = data_statistics(counts, np.full(2000, 17))

@@ -74,7 +74,8 @@ class DataStatistics:
         return self.pair_share > PAIR_SHARE
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "pairs": self.pairs}
+        """JSON- and protobuf-ready (a Struct takes string keys only: ``longer_than``'s token counts become text)."""
+        return {**asdict(self), "longer_than": {str(k): v for k, v in self.longer_than.items()}, "pairs": self.pairs}
 
 
 def data_statistics(label_counts: np.ndarray, token_lengths: np.ndarray) -> DataStatistics:
