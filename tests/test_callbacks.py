@@ -285,10 +285,11 @@ def test_fit_says_which_defaults_differ_from_the_reference(connection, caplog):
     assert "differ from Finetuner" not in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        fit(train_data=LABELLED, run_name="aware", data_aware=True, **{**guide, "learning_rate": None})
+        fit(train_data=LABELLED, run_name="aware", data_aware=True, **{**guide, "learning_rate": None, "loss": None})
     (line,) = [r.getMessage() for r in caplog.records if "differ from Finetuner" in r.getMessage()]
     assert "max_length chosen from the data (data_aware), else max_length 64" in line
     assert "learning_rate chosen from the data (data_aware), else learning_rate" in line
+    assert "loss chosen from the data" not in line and "loss MultiSimilarityLoss (Finetuner" in line  # no rule
 
 
 def test_fit_and_encode_take_any_doclist_with_text(connection, tiny_model_dir):

@@ -19,7 +19,7 @@ from tunerflow.data.csv_options import CSVOptions
 from tunerflow.errors import ConfigError, DataError
 from tunerflow.serving.tuner_params import RunParameters
 from tunerflow.settings import section
-from tunerflow.training.data_defaults import CHOSEN
+from tunerflow.training.data_defaults import RULED
 from tunerflow.training.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def reference_differences(options: dict[str, Any]) -> str:
     defaults = section("recipe")
     aware = options.get("data_aware", defaults.get("data_aware"))
     parts = [
-        (f"{names[0]} chosen from the data (data_aware), else " if aware and names[0] in CHOSEN else "")
+        (f"{names[0]} chosen from the data (data_aware), else " if aware and names[0] in RULED else "")
         + text.format(**defaults)
         for names, text in REFERENCE_DEFAULTS
         if all(options.get(name) is None for name in names) and defaults.get(names[0]) not in (None, {}, "none")

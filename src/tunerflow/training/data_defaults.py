@@ -41,6 +41,8 @@ MEASURED_LOSS = "MultiSimilarityLoss"
 
 # The options this module may choose, in the order they are logged.
 CHOSEN = ("max_length", "num_items_per_class", "loss", "learning_rate", "epochs", "val_split")
+# Those a rule can change today (loss and epochs are logged as kept, with the reason).
+RULED = ("max_length", "num_items_per_class", "learning_rate", "val_split")
 NO_MEASUREMENT = "no measurement yet ties it to the data's shape"
 
 
