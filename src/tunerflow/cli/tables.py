@@ -6,12 +6,13 @@ from tunerflow.evaluation.metrics import METRIC_NAMES, metric_key
 
 
 def metrics_table(metrics: dict) -> str:
-    """The nine metrics before and after fine-tuning, side by side."""
-    before, after = metrics["before"], metrics["after"]
+    """The metrics before and after fine-tuning, side by side: the nine retrieval metrics, and val_loss
+    where the run has a validation slice (a run without an evaluation set has only val_loss)."""
+    before, after = metrics["before"] or {}, metrics["after"] or {}
     epoch = metrics.get("after_epoch")
     lines = [f"{'metric':<26}{'before':>10}{'after':>10}{'change':>10}", "-" * 56]
-    for name in METRIC_NAMES:
-        key = metric_key(name)
+    keys = [metric_key(name) for name in METRIC_NAMES] + ["val_loss"]
+    for key in (k for k in keys if k in before and k in after):
         lines.append(f"{key:<26}{before[key]:>10.5f}{after[key]:>10.5f}{after[key] - before[key]:>+10.5f}")
     if epoch is not None:
         lines.append(f"(after = epoch {epoch}, chosen by {metrics.get('primary_metric')})")
