@@ -122,11 +122,6 @@ def held_out(records: list, share: float = 0.2, seed: int = 0) -> tuple[list, li
     return train, queries, index
 
 
-def records_outside(data: Path, labels: set) -> list:
-    """The train split's texts whose labels are not in ``labels``."""
-    return [r for r in read_jsonl(data / "train.jsonl.gz") if r.label not in labels]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/wikianswers"))
@@ -165,9 +160,10 @@ def main() -> None:
         # distractors to the index (3 per query), as the dev indexes hold texts no query matches.
         pool = whole_clusters(records, int(args.train_docs / 0.8), label=lambda r: r.label, seed=0)
         pooled = {r.label for r in pool}
+        outside = [r for r in records if r.label not in pooled]
         records, queries, index = held_out(pool)
         queries = queries[: args.queries]
-        index += records_outside(args.data, pooled)[: 3 * len(queries)]
+        index += outside[: 3 * len(queries)]
     else:
         queries = list(read_jsonl(args.data / "query_dev.jsonl.gz"))[: args.queries]
         index = list(read_jsonl(args.data / "index_dev.jsonl.gz"))

@@ -44,15 +44,7 @@ def main() -> None:
     start = weights_copy(load_model(start_name, max_length=max_length).model)
     tuned_weights = weights_copy(tuned.model)
     queries = list(read_jsonl(args.data / "query_dev.jsonl.gz"))
-    index = list(read_jsonl(args.data / "index_dev.jsonl.gz"))
-    data = EvaluationSet(
-        query_ids=[r.id for r in queries],
-        query_texts=[r.text for r in queries],
-        query_labels=[r.label for r in queries],
-        index_ids=[r.id for r in index],
-        index_texts=[r.text for r in index],
-        index_labels=[r.label for r in index],
-    )
+    data = EvaluationSet.from_records(queries, list(read_jsonl(args.data / "index_dev.jsonl.gz")))
     print(f"{args.artifact.name}: start {start_name}, max_length {max_length}, {len(queries)} queries", flush=True)
     for alpha in args.alphas:
         tuned.model.load_state_dict(tuned_weights)

@@ -138,7 +138,7 @@ def reference_differences(options: dict[str, Any]) -> str:
     """One line naming where config.yml's defaults, which ``options`` leaves in place, differ from the
     reference tool's, and why; '' when none does."""
     defaults = section("recipe")
-    aware = options.get("data_aware", defaults.get("data_aware"))
+    aware = defaults.get("data_aware") if options.get("data_aware") is None else options["data_aware"]
     parts = [
         (f"{names[0]} chosen from the data (data_aware), else " if aware and names[0] in RULED else "")
         + text.format(**defaults)

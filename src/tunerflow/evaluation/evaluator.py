@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,18 @@ class EvaluationSet:
     @property
     def has_index(self) -> bool:
         return self.index_texts is not None
+
+    @classmethod
+    def from_records(cls, queries: Sequence, index: Sequence | None = None) -> EvaluationSet:
+        """From records with ``id``, ``text`` and ``label`` (a dataset's, or read from a JSONL split)."""
+        return cls(
+            query_ids=[r.id for r in queries],
+            query_texts=[r.text for r in queries],
+            query_labels=[r.label for r in queries],
+            index_ids=[r.id for r in index] if index else None,
+            index_texts=[r.text for r in index] if index else None,
+            index_labels=[r.label for r in index] if index else None,
+        )
 
 
 def evaluate(

@@ -146,14 +146,7 @@ def evaluation_set(recipe: Recipe, datasets: DatasetStore) -> EvaluationSet | No
         return None
     queries = datasets.get(recipe.eval_query_data).read_all()
     index = datasets.get(recipe.eval_index_data).read_all() if recipe.eval_index_data else None
-    return EvaluationSet(
-        query_ids=[r.id for r in queries],
-        query_texts=[r.text for r in queries],
-        query_labels=[r.label for r in queries],
-        index_ids=[r.id for r in index] if index else None,
-        index_texts=[r.text for r in index] if index else None,
-        index_labels=[r.label for r in index] if index else None,
-    )
+    return EvaluationSet.from_records(queries, index)
 
 
 def launch_wanted(recipe: Recipe) -> bool:
