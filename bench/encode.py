@@ -92,8 +92,16 @@ def quality(embeddings: np.ndarray, queries: list[dict], index: list[dict]) -> d
     return {"mrr": round(metrics["model_reciprocal_rank"], 5), "ap": round(metrics["model_average_precision"], 5)}
 
 
+def encoder_default_batch_size() -> int:
+    """The encoder's own ``batch_size`` (executors/encoder/config.yml), for ``--batch-size 0`` in-process."""
+    import yaml
+
+    return int(yaml.safe_load((ROOT / "executors" / "encoder" / "config.yml").read_text())["with"]["batch_size"])
+
+
 def local_embedder(config: dict, batch_size: int):
     if config["kind"] == "st":
+        batch_size = batch_size or 32  # 0: sentence-transformers' own default
         from sentence_transformers import SentenceTransformer
 
         from tunerflow.modeling.sources import bundled_model_path
@@ -102,6 +110,7 @@ def local_embedder(config: dict, batch_size: int):
         return lambda texts: model.encode(texts, batch_size=batch_size, convert_to_numpy=True)
     from tunerflow import get_model
 
+    batch_size = batch_size or encoder_default_batch_size()  # 0: as the encoder batches (its config.yml)
     model = get_model(MODEL, backend=config["backend"], dtype=config["dtype"], batch_size=batch_size)
     return model.embed
 
@@ -179,7 +188,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=5000, help="timed sample of the dev texts; 0: all 20,746")
     parser.add_argument("--force-bf16", action="store_true", help="time bf16 fully even without bf16 hardware")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per pass; 0: the encoder's config.yml")
     parser.add_argument("--request-size", type=int, default=512, help="documents per request (served)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "encode.jsonl")
     parser.add_argument("--one", help=argparse.SUPPRESS)

@@ -136,6 +136,8 @@ def main() -> int:
     )
     parser.add_argument("--api-key", default=os.environ.get("TUNERFLOW_API_KEY"), help="default $TUNERFLOW_API_KEY")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", help="--start-flow: the encoder's backend (default: its config.yml)")
+    parser.add_argument("--dtype", help="--start-flow: the encoder's dtype (default: its config.yml)")
     args = parser.parse_args()
 
     flow = None
@@ -150,6 +152,7 @@ def main() -> int:
             home / "flow.log",
             env={"TUNERFLOW_HOME": str(home)},
             api_key=args.api_key,
+            uses_with={"encoder": {k: v for k, v in (("backend", args.backend), ("dtype", args.dtype)) if v}},
         ).start()
         args.grpc, args.http, args.api_key = flow.grpc_host, flow.http_host, flow.api_key
     results, run = [], None
