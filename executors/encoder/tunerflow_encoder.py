@@ -5,6 +5,7 @@ annotations at run time to build document and parameter schemas.
 """
 
 import asyncio
+import threading
 from typing import Optional
 
 from docarray import DocList
@@ -94,6 +95,12 @@ class EncoderExecutor(GatewayOnly, Executor):
             threads=threads,
         )
         self.served.start_following()
+        # jina runs each call in a thread of its own: concurrent requests (several in flight, or two
+        # dynamic batches) would run their forward passes at once, every one with all the cores'
+        # threads, and oversubscribed cores run all of them slower (served torch fp32 0.48x instead of
+        # 0.92x, bench/RESULTS.md issue 14). One pass at a time; requests arriving meanwhile wait in
+        # jina's batch queue and go as one batch.
+        self._compute = threading.Lock()
 
     @requests(on="/encode")
     def encode(self, docs: DocList[LabeledText], parameters: Optional[dict] = None, **kwargs) -> DocList[LabeledText]:
@@ -105,7 +112,8 @@ class EncoderExecutor(GatewayOnly, Executor):
         texts = docs.text  # one column read; texts_of_docs only to name a document without text
         if not all(isinstance(text, str) for text in texts):
             texts_of_docs(docs)
-        embeddings = model.embed(texts, batch_size=options.batch_size, normalize=options.normalize)
+        with self._compute:
+            embeddings = model.embed(texts, batch_size=options.batch_size, normalize=options.normalize)
         docs.embedding = list(embeddings)  # column-wise: each document gets a view of its row, no copy
         return docs
 
