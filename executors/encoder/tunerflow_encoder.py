@@ -95,11 +95,9 @@ class EncoderExecutor(GatewayOnly, Executor):
             threads=threads,
         )
         self.served.start_following()
-        # jina runs each call in a thread of its own: concurrent requests (several in flight, or two
-        # dynamic batches) would run their forward passes at once, every one with all the cores'
-        # threads, and oversubscribed cores run all of them slower (served torch fp32 0.48x instead of
-        # 0.92x, bench/RESULTS.md issue 14). One pass at a time; requests arriving meanwhile wait in
-        # jina's batch queue and go as one batch.
+        # jina runs each call in a thread of its own, and its batch queue starts the next batch while one
+        # is still computing: two passes at once, each with every core's threads, oversubscribe the CPU.
+        # One pass at a time; requests arriving meanwhile wait in jina's batch queue and go as one batch.
         self._compute = threading.Lock()
 
     @requests(on="/encode")
