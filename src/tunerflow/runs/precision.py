@@ -10,8 +10,8 @@ default batching, against fp32 torch on the same texts:
 * without one, a proxy: the mean cosine to fp32 on up to :data:`PROBE_TEXTS` training texts, at least
   0.999 for bf16 and 0.99 for int8. The record's ``metric`` says which rule applied.
 
-The paths: ``torch/bfloat16`` always (emulated where the CPU has no native bf16: slow, hence the bounded
-sample, rounding to bf16 as the hardware does); ``onnx-int8`` with an int8 graph; with OpenVINO installed,
+The paths: ``torch/bfloat16`` where the CPU computes bf16 natively (elsewhere it would be emulated at
+~50 texts/s, and auto never serves bf16 on such a CPU; a GPU then serves float32); ``onnx-int8`` with an int8 graph; with OpenVINO installed,
 ``openvino-int8`` (the same graph, run by OpenVINO's own int8 kernels: its quality differs from
 ONNX Runtime's, so it is measured, not borrowed) and, on a CPU with native bf16 only (OpenVINO refuses
 bf16 elsewhere), ``openvino/bfloat16`` (OpenVINO rounds more operations to bf16 than torch's autocast:
@@ -166,6 +166,8 @@ def _open(
 ) -> InferenceBackend | None:
     """The path's backend on the staged files, or None where it cannot be measured here."""
     if backend is Backend.TORCH:
+        if dtype is DType.BFLOAT16 and not cpu_features().bf16:
+            return None  # emulated: ~50 texts/s, and auto serves bf16 on a CPU only where it is native
         return TorchBackend(loaded, dtype=dtype)
     if config.onnx_file(backend.int8) is None:
         return None
