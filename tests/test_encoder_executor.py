@@ -277,3 +277,48 @@ def test_no_artifact_loads_at_start_up_serves_the_configured_model(tmp_path, tin
         assert info["model"] == str(tiny_model_dir) and info["refused"][0]["artifact"] == "only"
     finally:
         executor.close()
+
+
+def _publish_with_int8_check(root: Path, loaded, name: str, qualifies: bool) -> None:
+    """Publish ``loaded`` with both graphs and an int8 precision check that qualifies or not."""
+    from tunerflow.export import save_artifact as save_with_onnx
+    from tunerflow.format import PrecisionCheck
+
+    value = 0.898 if qualifies else 0.89
+    check = PrecisionCheck("model_reciprocal_rank", 0.9, value, value - 0.9, 120, 0.005, qualifies)
+    records = {"onnx-int8": check}
+    save_with_onnx(loaded, root / name, to_onnx=True, int8=True, check_precision=lambda *_: records)
+    write_latest(root, name)
+
+
+def test_backend_auto_says_its_choice_in_info_and_chooses_again_for_each_artifact(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    import tunerflow.inference.factory as factory
+    from tunerflow.inference.cpu import CpuFeatures
+    from tunerflow.inference.openvino_backend import openvino_installed
+
+    monkeypatch.setattr(factory, "cpu_features", lambda: CpuFeatures(frozenset({"avx2"})))
+    root, loaded = tmp_path / "artifacts", load_model(tiny_model_dir, max_length=32)
+    _publish_with_int8_check(root, loaded, "good", qualifies=True)
+    executor = EncoderExecutor(model="unused-before-publication", backend="auto", follow=str(root))
+    try:
+        executor.served.stop()  # drive it by hand: /reload
+        info = executor.info(_docs([]))
+        auto = info["auto"]
+        assert (info["backend"], auto["chosen"], auto["cpu_kind"], auto["considered"]) == (
+            "onnx-int8",
+            "onnx-int8",
+            "avx2",
+            [],
+        )
+        assert "2.23x sentence-transformers" in auto["reason"] and info["int8"] is not None
+        _publish_with_int8_check(root, loaded, "bad", qualifies=False)
+        info = executor.reload(_docs([]))
+        fp32 = "openvino/float32" if openvino_installed() else "onnx"
+        assert info["changed"] and (info["backend"], info["auto"]["chosen"]) == (fp32.split("/")[0], fp32)
+        skipped = info["auto"]["considered"][0]
+        assert skipped["path"] == "onnx-int8" and "beyond the bound 0.005" in skipped["skipped"]
+        assert _matrix(executor.encode(_docs(), {})).shape == (len(TEXTS), 32)
+    finally:
+        executor.close()

@@ -36,6 +36,27 @@ def test_cancel_during_evaluation_stops_at_the_next_slice(manager, tiny_model_di
     assert not (manager.runs_dir / "evaluating/checkpoint/state.json").exists()
 
 
+def test_cancel_during_the_precision_checks_publishes_nothing(manager, tiny_model_dir, monkeypatch):
+    import tunerflow.runs.precision as precision
+
+    monkeypatch.setattr(execute, "STOP_CHECK_TEXTS", 8)
+    calls = []
+
+    class CancelledWhileChecking(precision.TorchBackend):
+        def embed(self, texts, **options):
+            calls.append(len(texts))
+            if len(calls) == 1:
+                manager.cancel("checking")
+            return super().embed(texts, **options)
+
+    monkeypatch.setattr(precision, "TorchBackend", CancelledWhileChecking)
+    manager.start(toy_options(tiny_model_dir, run_name="checking"))
+    record = manager.run_now("checking")
+    assert record.status is RunStatus.CANCELLED
+    assert calls == [8]  # fp32's first slice of the checks; the next one saw the cancel
+    assert not any(path.name.endswith("checking") or ".checking." in path.name for path in manager.artifacts.iterdir())
+
+
 def test_cancel_while_planning_many_epochs(manager, tiny_model_dir, monkeypatch):
     planned = []
     original = LabelBalancedBatches.epoch

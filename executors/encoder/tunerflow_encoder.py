@@ -53,9 +53,12 @@ class EncoderExecutor(GatewayOnly, Executor):
 
     Args:
         model: a model name, directory, artifact directory or ``.zip``.
-        backend: ``torch``, ``onnx``, ``onnx-int8``, ``openvino`` or ``openvino-int8``.
+        backend: ``torch``, ``onnx``, ``onnx-int8``, ``openvino``, ``openvino-int8`` or ``auto`` (the
+            fastest of them for this CPU that the artifact has and whose quality it recorded at
+            publication, chosen again for each artifact followed; see :mod:`tunerflow.inference.auto`).
         dtype: ``float32``, ``bfloat16`` or ``auto`` (torch and openvino backends; ``auto``: bfloat16
-            where the CPU has native bf16, see :mod:`tunerflow.inference.cpu`).
+            where the CPU has native bf16, see :mod:`tunerflow.inference.cpu`); with ``backend: auto``,
+            ``float32`` or ``auto`` (auto chooses the precision too).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: at most this many texts per forward pass.
         max_tokens: at most this many padded tokens per forward pass (null: no token limit).
@@ -132,7 +135,8 @@ class EncoderExecutor(GatewayOnly, Executor):
     @requests(on="/info")
     def info(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
         """What is served and how: model, backend, dtype, the library's runtime settings, batching (per
-        forward pass and across requests), the CPU's features, spec and, for int8, its cosine to fp32."""
+        forward pass and across requests), the CPU's features, spec, for int8 its cosine to fp32 and,
+        with ``backend: auto``, what auto chose and why (``auto``)."""
         info = self.served.info()
         dynamic = (getattr(self, "dynamic_batching", None) or {}).get("/encode")
         info["batching"] = {**info["batching"], "dynamic": dict(dynamic) if dynamic else None}

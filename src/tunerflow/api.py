@@ -41,7 +41,9 @@ def get_model(
         device: ``cpu`` (default; also for None), ``cuda`` or ``cuda:N`` (no silent fallback).
         logging_level: when given, the level of tunerflow's loggers (``'WARNING'``, ``'INFO'``, ...).
         is_onnx: use the ONNX Runtime backend (the artifact's ``model.onnx``).
-        backend: ``torch``, ``onnx``, ``onnx-int8``, ``openvino`` or ``openvino-int8``; overrides ``is_onnx``.
+        backend: ``torch``, ``onnx``, ``onnx-int8``, ``openvino``, ``openvino-int8`` or ``auto`` (the fastest
+            path for this CPU that the artifact has and whose quality it recorded; the model's ``auto`` says
+            why); overrides ``is_onnx``.
         options: ``dtype`` (torch and openvino; ``auto``: bfloat16 where the CPU has native bf16),
             ``max_tokens``, ``threads``, ``pooling``, ``normalize``, ``max_length``, ``allow_download``.
     """

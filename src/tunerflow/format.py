@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tunerflow.errors import ConfigError
-from tunerflow.options import Pooling, parse_enum
+from tunerflow.options import Backend, DType, Pooling, parse_enum
 
 ARTIFACT_CONFIG = "tunerflow.json"  # also what marks a directory as an artifact
 RUN_FILE = "run.json"
@@ -171,6 +171,56 @@ class Int8Info:
         return cls(**data)
 
 
+def precision_path(backend: Backend, dtype: DType = DType.FLOAT32) -> str:
+    """A backend and precision as one name: ``torch/bfloat16``, ``onnx-int8``; the key of a precision check.
+
+    The backends that take a ``dtype`` (torch, openvino) name it; the others' graphs carry their own.
+    """
+    return f"{backend.value}/{dtype.value}" if backend.takes_dtype else backend.value
+
+
+@dataclass(frozen=True)
+class PrecisionCheck:
+    """A lower-precision path's quality against fp32 torch, measured when the artifact was published.
+
+    The path qualifies when ``value >= fp32 - bound``: with ``metric`` ``model_reciprocal_rank`` (MRR on the
+    run's evaluation set, subsampled) the bound is the largest MRR drop allowed; with ``cosine_to_fp32_mean``
+    (the proxy for a run without an evaluation set: mean cosine to fp32 on probe texts) ``fp32`` is 1.
+
+    Attributes:
+        metric: what was compared (``model_reciprocal_rank`` or ``cosine_to_fp32_mean``).
+        fp32: fp32 torch's value of ``metric``.
+        value: this path's value.
+        delta: ``value - fp32``.
+        texts: texts embedded by each path (queries and index, or probe texts).
+        bound: the largest drop below ``fp32`` allowed.
+        qualifies: whether the drop is within ``bound``.
+    """
+
+    metric: str
+    fp32: float
+    value: float
+    delta: float
+    texts: int
+    bound: float
+    qualifies: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PrecisionCheck:
+        return cls(
+            metric=str(data["metric"]),
+            fp32=float(data["fp32"]),
+            value=float(data["value"]),
+            delta=float(data["delta"]),
+            texts=int(data["texts"]),
+            bound=float(data["bound"]),
+            qualifies=bool(data["qualifies"]),
+        )
+
+
 @dataclass(frozen=True)
 class HeadInfo:
     """What the artifact records about its projection head (the run's ``output_dim``).
@@ -204,6 +254,10 @@ class ArtifactConfig:
         onnx_int8: the int8 quantisation, when there is one.
         head: the projection head after pooling, when the run had ``output_dim``.
         files: size and SHA-256 of every other file, by relative path.
+        precision_checks: each lower-precision path's quality against fp32, by path (``torch/bfloat16``,
+            ``onnx-int8``, ``openvino-int8``, ``openvino/bfloat16``: :func:`precision_path`), as measured at
+            publication; empty when nothing was measured (an artifact saved outside a run, or written before
+            these records existed).
     """
 
     spec: ModelSpec
@@ -213,6 +267,7 @@ class ArtifactConfig:
     onnx_int8: Int8Info | None = None
     files: dict[str, dict] = field(default_factory=dict)
     head: HeadInfo | None = None
+    precision_checks: dict[str, PrecisionCheck] = field(default_factory=dict)
 
     def onnx_file(self, int8: bool) -> str | None:
         """The file name of the fp32 (or int8) graph, or None when the artifact has none."""
@@ -229,6 +284,7 @@ class ArtifactConfig:
             "onnx": self.onnx.to_dict() if self.onnx else None,
             "onnx_int8": self.onnx_int8.to_dict() if self.onnx_int8 else None,
             "head": self.head.to_dict() if self.head else None,
+            "precision_checks": {path: check.to_dict() for path, check in self.precision_checks.items()},
             "files": self.files,
         }
 
@@ -250,4 +306,8 @@ class ArtifactConfig:
             onnx_int8=Int8Info.from_dict(data["onnx_int8"]) if data.get("onnx_int8") else None,
             files=files,
             head=HeadInfo.from_dict(data["head"]) if data.get("head") else None,
+            precision_checks={  # absent in artifacts written before the records existed
+                str(path): PrecisionCheck.from_dict(check)
+                for path, check in (data.get("precision_checks") or {}).items()
+            },
         )

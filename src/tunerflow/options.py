@@ -19,13 +19,18 @@ class Pooling(str, Enum):
 
 
 class Backend(str, Enum):
-    """Inference engines behind :class:`tunerflow.inference.base.InferenceBackend`."""
+    """Inference engines behind :class:`tunerflow.inference.base.InferenceBackend`.
+
+    ``auto`` is no engine: it picks one of the others (and its precision) for the CPU and the artifact,
+    see :func:`tunerflow.inference.auto.choose_backend`.
+    """
 
     TORCH = "torch"
     ONNX = "onnx"
     ONNX_INT8 = "onnx-int8"
     OPENVINO = "openvino"
     OPENVINO_INT8 = "openvino-int8"
+    AUTO = "auto"
 
     @property
     def int8(self) -> bool:

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tunerflow.format import (
     HeadInfo,
     Int8Info,
     OnnxInfo,
+    PrecisionCheck,
 )
 from tunerflow.modeling.loading import LoadedModel, quiet_transformers
 
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 # Writes the ONNX files into the directory it is given and says what it wrote
 # (tunerflow.export passes one; the artifact layer itself never exports).
 OnnxWriter = Callable[[Path], tuple[OnnxInfo, Int8Info | None]]
+# Measures the lower-precision paths of the model and of the graphs in the staging directory against fp32
+# (tunerflow.runs passes one at publication); what it returns is recorded in the config. It reads the
+# staging directory and writes nothing into it.
+PrecisionChecker = Callable[[LoadedModel, Path, ArtifactConfig], dict[str, PrecisionCheck]]
 
 
 def save_artifact(
@@ -42,6 +48,7 @@ def save_artifact(
     zip: bool = False,
     overwrite: bool = False,
     write_onnx: OnnxWriter | None = None,
+    check_precision: PrecisionChecker | None = None,
 ) -> Path:
     """Save ``loaded`` as an artifact directory and return its path.
 
@@ -58,6 +65,8 @@ def save_artifact(
         overwrite: replace an existing directory instead of failing.
         write_onnx: writes ``model.onnx`` (and ``model.int8.onnx``) into the
             staging directory; what it returns is recorded in the config.
+        check_precision: measures the lower precisions against fp32 once every
+            file is written; its checks are recorded in the config.
     """
     target = Path(directory).expanduser().resolve()
     if target.exists() and not overwrite:
@@ -76,6 +85,8 @@ def save_artifact(
             files=manifest(staging),
             head=head,
         )
+        if check_precision is not None:
+            config = replace(config, precision_checks=check_precision(loaded, staging, config))
         (staging / ARTIFACT_CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tunerflow.artifact import save_artifact as save_plain_artifact
-from tunerflow.artifact.save import OnnxWriter
+from tunerflow.artifact.save import OnnxWriter, PrecisionChecker
 from tunerflow.export.onnx_export import export_onnx
 from tunerflow.export.quantize import quantize_int8
 from tunerflow.format import ONNX_FILE, ONNX_INT8_FILE
@@ -23,6 +23,7 @@ def save_artifact(
     extra_files: dict[str, Path] | None = None,
     zip: bool = False,
     overwrite: bool = False,
+    check_precision: PrecisionChecker | None = None,
 ) -> Path:
     """Save ``loaded`` as an artifact directory, with ONNX files if asked, and return its path.
 
@@ -37,6 +38,8 @@ def save_artifact(
         extra_files: more files to include, by name in the artifact.
         zip: also write ``<directory>.zip``.
         overwrite: replace an existing directory instead of failing.
+        check_precision: measures the lower precisions against fp32 once the files
+            are written (publication passes :func:`tunerflow.runs.precision.precision_checker`).
     """
     return save_plain_artifact(
         loaded,
@@ -46,6 +49,7 @@ def save_artifact(
         zip=zip,
         overwrite=overwrite,
         write_onnx=onnx_writer(loaded, int8, probe_texts) if to_onnx or int8 else None,
+        check_precision=check_precision,
     )
 
 

@@ -28,9 +28,11 @@ class InferenceBackend(ABC):
         max_tokens: at most this many padded tokens per forward pass (None: no limit but ``batch_size``).
         name: the backend's name (a :class:`~tunerflow.options.Backend` value).
         artifact: the artifact's config when the model came from one, else None.
+        auto: what ``backend: auto`` chose and why (a :class:`~tunerflow.inference.auto.Choice`), else None.
     """
 
     name = "base"
+    auto = None  # set by open_backend when the backend was chosen by ``auto``
 
     def __init__(
         self,

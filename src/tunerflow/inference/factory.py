@@ -19,10 +19,11 @@ from tunerflow.artifact import load_artifact, read_artifact_config
 from tunerflow.errors import ConfigError
 from tunerflow.export import save_artifact
 from tunerflow.format import ARTIFACT_CONFIG, Architecture, ArtifactConfig, ModelSpec
+from tunerflow.inference.auto import Runtime, choose_backend
 from tunerflow.inference.base import DEFAULT_MAX_TOKENS, InferenceBackend
 from tunerflow.inference.cpu import choose_dtype, cpu_features
 from tunerflow.inference.onnx_backend import OnnxBackend
-from tunerflow.inference.openvino_backend import OPENVINO_BACKENDS, OpenVinoBackend
+from tunerflow.inference.openvino_backend import OPENVINO_BACKENDS, OpenVinoBackend, openvino_installed
 from tunerflow.inference.torch_backend import TorchBackend
 from tunerflow.modeling.loading import LoadedModel, describe_backbone_dir, load_backbone_dir
 from tunerflow.modeling.sources import BUNDLED_MODEL, resolve_source
@@ -83,9 +84,17 @@ def open_backend(
     exported once into the cache (``$TUNERFLOW_CACHE``) and reused. ``dtype``
     sets the precision of ``torch`` and ``openvino``; the other graphs carry
     their own.
+
+    ``auto`` picks the backend and its precision (:func:`~tunerflow.inference.auto.choose_backend`: the
+    fastest path for this CPU that the artifact has and whose quality it recorded at publication; it
+    never exports). ``dtype`` must then be ``float32`` (the default) or ``auto``; the backend returned
+    says what was chosen and why in its ``auto`` attribute.
     """
     backend = parse_enum(Backend, backend, "backend")
-    dtype = choose_dtype(dtype, backend, cpu_features(), device=device)
+    if backend is Backend.AUTO:
+        dtype = auto_dtype(dtype)
+    else:
+        dtype = choose_dtype(dtype, backend, cpu_features(), device=device)
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     if max_tokens is not None and int(max_tokens) < 1:
@@ -97,26 +106,54 @@ def open_backend(
         )
     files = resolve_files(model, allow_download=allow_download)
     spec = files.spec.override(files.architecture, pooling=pooling, normalize=normalize, max_length=max_length)
+    choice = None
+    if backend is Backend.AUTO:
+        choice = choose_backend(cpu_features(), files.config, Runtime(device, openvino_installed(), spec))
+        log.info("backend auto on %s: %s", files.name, choice.reason)
+        backend, dtype = choice.backend, choice.dtype
+    options = dict(device=device, batch_size=batch_size, max_tokens=max_tokens, threads=threads)
     if backend is Backend.TORCH:
-        loaded = files.load(spec)
-        return TorchBackend(
-            loaded,
-            device=device,
-            dtype=dtype,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-            threads=threads,
-            artifact=files.config,
-        )
-    from transformers import AutoTokenizer
+        opened = TorchBackend(files.load(spec), dtype=dtype, artifact=files.config, **options)
+    else:
+        files = with_onnx(files, int8=backend.int8, pooling=spec.pooling, allow_download=allow_download)
+        opened = open_graph(files, spec, backend, dtype, **options)
+    opened.auto = choice
+    return opened
 
-    files = with_onnx(files, int8=backend.int8, pooling=spec.pooling, allow_download=allow_download)
-    tokenizer = AutoTokenizer.from_pretrained(files.directory, local_files_only=True)
+
+def auto_dtype(dtype: str | DType) -> DType:
+    """float32 for ``backend: auto``, which chooses the precision itself; a ConfigError for bfloat16."""
+    dtype = parse_enum(DType, dtype, "dtype")
+    if dtype is DType.BFLOAT16:
+        raise ConfigError(
+            "backend 'auto' chooses the precision itself (bfloat16 only where the CPU has it and the artifact's "
+            "precision check qualifies); use dtype float32 or auto with it, or name a backend to force bfloat16, "
+            "e.g. backend torch with dtype bfloat16"
+        )
+    return DType.FLOAT32
+
+
+def open_graph(
+    files: ModelFiles, spec: ModelSpec, backend: Backend, dtype: DType, tokenizer=None, **options
+) -> InferenceBackend:
+    """The ONNX Runtime or OpenVINO backend of ``files``' graph (fp32, or int8 for the ``-int8`` backends).
+
+    Args:
+        files: an artifact's files that hold the graph.
+        spec: the spec to embed with.
+        backend: one of the onnx and openvino backends.
+        dtype: the openvino backend's precision (float32 for the others).
+        tokenizer: the model's tokenizer (default: read from ``files``).
+        options: ``device``, ``batch_size``, ``max_tokens``, ``threads``.
+    """
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(files.directory, local_files_only=True)
     graph = (files.directory / files.config.onnx_file(backend.int8), tokenizer, spec, files.architecture)
-    options = dict(device=device, batch_size=batch_size, max_tokens=max_tokens, threads=threads, artifact=files.config)
     if backend in OPENVINO_BACKENDS:
-        return OpenVinoBackend(*graph, backend=backend, dtype=dtype, **options)
-    return OnnxBackend(*graph, backend=backend, **options)
+        return OpenVinoBackend(*graph, backend=backend, dtype=dtype, artifact=files.config, **options)
+    return OnnxBackend(*graph, backend=backend, artifact=files.config, **options)
 
 
 def resolve_files(model: str | Path, allow_download: bool = False) -> ModelFiles:

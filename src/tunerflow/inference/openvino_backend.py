@@ -9,6 +9,7 @@ AVX512-BF16, so the precision is always set explicitly, and what the compiled mo
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 
@@ -27,6 +28,11 @@ PRECISIONS = {DType.FLOAT32: "f32", DType.BFLOAT16: "bf16"}
 # batching merges concurrent requests into one call; THROUGHPUT would split the cores into streams
 # of which one would be busy.
 PERFORMANCE_HINT = "LATENCY"
+
+
+def openvino_installed() -> bool:
+    """Whether OpenVINO can be imported here (``pip install 'tunerflow[openvino]'``), without importing it."""
+    return importlib.util.find_spec("openvino") is not None
 
 
 class OpenVinoBackend(InferenceBackend):

@@ -31,6 +31,7 @@ from tunerflow.options import DType, Precision, Sampler
 from tunerflow.runs.gate import Decision, decide
 from tunerflow.runs.hard_batches import hard_batch_neighbours
 from tunerflow.runs.plot import plot_run
+from tunerflow.runs.precision import precision_checker, quality_probe
 from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
@@ -398,7 +399,7 @@ def summarize(state: TrainState, recipe: Recipe) -> dict:
 
 
 def save_run_artifact(run: RunContext, tuned: LoadedModel, state: TrainState, metrics: dict) -> Path:
-    """Save the artifact with its plot and metadata and zip it (serving it is the manager's)."""
+    """Save the artifact with its plot, metadata and precision checks and zip it (serving it is the manager's)."""
     recipe = run.recipe
     plot = plot_run(state, recipe.best_metric, run.directory / "training.png")
     run_meta = {
@@ -418,6 +419,7 @@ def save_run_artifact(run: RunContext, tuned: LoadedModel, state: TrainState, me
         queries = run.datasets.get(recipe.eval_query_data)
         probe = [r.text for r in queries.read(range(min(64, len(queries))))]
     run.log.info("saving the artifact%s", " with ONNX" if recipe.to_onnx else "")
+    quality = quality_probe(recipe, evaluation_set(recipe, run.datasets), run.datasets.get(recipe.train_data))
     save_artifact(
         tuned,
         target,
@@ -427,6 +429,7 @@ def save_run_artifact(run: RunContext, tuned: LoadedModel, state: TrainState, me
         probe_texts=probe,
         extra_files={"training.png": plot},
         zip=True,
+        check_precision=precision_checker(quality, run.log, guard=lambda embed: stoppable(embed, run)),
     )
     run.log.info("saved the artifact %s", run.name)
     return target

@@ -114,7 +114,9 @@ class ServedModel:
 
     def info(self) -> dict:
         """What is served: source, backend and the path it runs (dtype, the library's own report of
-        how it runs, batching, the CPU's features), spec, int8 quality when quantised, follow state."""
+        how it runs, batching, the CPU's features), spec, int8 quality when quantised, follow state;
+        with ``backend: auto``, ``auto``: the CPU kind, the path chosen, why, and why each faster one
+        was skipped (the backend is the concrete one chosen, re-chosen for every artifact swapped in)."""
         current = self.current
         int8 = current.artifact.onnx_int8 if current.artifact and Backend(current.name).int8 else None
         dtype = getattr(current, "dtype", None)
@@ -127,6 +129,7 @@ class ServedModel:
             "cpu": cpu_features().to_dict(),
             "spec": current.spec.to_dict(),
             "int8": int8.to_dict() if int8 else None,
+            "auto": current.auto.to_dict() if current.auto is not None else None,
             "following": str(self.follow) if self.follow else None,
             "last_error": self.last_error,
             "refused": list(self.refused),
