@@ -106,6 +106,19 @@ async def measure(protocol: str, target: str, clients: int, per_client: int, key
     }
 
 
+def encoder_batching(grpc: str, key: str | None) -> dict:
+    """The encoder's batching counters from ``/info`` (model calls and requests answered so far)."""
+    from tunerflow.client.connection import Connection
+
+    return (Connection(grpc, key).call("/info", target="encoder").get("batching") or {}).get("dynamic") or {}
+
+
+def merged(before: dict, after: dict) -> float | None:
+    """Requests answered per model call between two readings of the counters."""
+    calls = after.get("calls", 0) - before.get("calls", 0)
+    return round((after.get("requests", 0) - before.get("requests", 0)) / calls, 2) if calls > 0 else None
+
+
 def start_training(grpc: str, key: str | None) -> object:
     """A long run on Quora texts (cancelled at the end), so that the tuner trains while the encoder serves."""
     import tunerflow
@@ -138,6 +151,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", help="--start-flow: the encoder's backend (default: its config.yml)")
     parser.add_argument("--dtype", help="--start-flow: the encoder's dtype (default: its config.yml)")
+    parser.add_argument("--threads", type=int, help="--start-flow: the encoder's compute threads (default: config.yml)")
     args = parser.parse_args()
 
     flow = None
@@ -152,7 +166,7 @@ def main() -> int:
             home / "flow.log",
             env={"TUNERFLOW_HOME": str(home)},
             api_key=args.api_key,
-            uses_with={"encoder": {k: v for k, v in (("backend", args.backend), ("dtype", args.dtype)) if v}},
+            uses_with={"encoder": {k: v for k, v in vars(args).items() if k in ("backend", "dtype", "threads") and v}},
         ).start()
         args.grpc, args.http, args.api_key = flow.grpc_host, flow.http_host, flow.api_key
     results, run = [], None
@@ -167,8 +181,10 @@ def main() -> int:
                 run = start_training(args.grpc, args.api_key)
             for protocol in args.protocols.split(","):
                 target = args.grpc if protocol == "grpc" else args.http
+                calls_before = encoder_batching(args.grpc, args.api_key)
                 result = asyncio.run(measure(protocol, target, args.clients, args.requests, args.api_key, args.seed))
                 result["training"] = training
+                result["requests_per_model_call"] = merged(calls_before, encoder_batching(args.grpc, args.api_key))
                 results.append(result)
                 append_result(RESULTS, {**result, **info})  # as it comes: a later failure keeps it
                 print(json.dumps(result), flush=True)
@@ -177,12 +193,13 @@ def main() -> int:
             run.cancel()
         if flow is not None:
             flow.stop()
-    print("| protocol | training | requests | errors | p50 ms | p99 ms | requests/s | texts/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| protocol | training | requests | errors | p50 ms | p99 ms | requests/s | texts/s | requests/model call |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['protocol']} | {'yes' if r['training'] else 'no'} | {r['requests']} | {r['errors']} | "
-            f"{r['p50_ms']} | {r['p99_ms']} | {r['requests_per_s']} | {r['texts_per_s']} |"
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['requests_per_s']} | {r['texts_per_s']} | "
+            f"{r['requests_per_model_call']} |"
         )
     return 0 if all(r["errors"] == 0 for r in results) else 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -46,8 +47,27 @@ def test_encode_fills_embeddings_in_place(encoder, tiny_model_dir):
 
 
 def test_default_endpoint_encodes(encoder):
-    out = encoder.default(_docs(), EncodeParameters())
+    out = asyncio.run(encoder.default(_docs(), EncodeParameters()))
     assert _matrix(out).shape == (len(TEXTS), 32)
+
+
+def test_concurrent_requests_share_model_calls_and_each_gets_its_own_rows(encoder):
+    """The /encode endpoint merges requests that wait while the model computes (same options only)."""
+    plans = [TEXTS[i % len(TEXTS) :] + TEXTS[: i % len(TEXTS)] for i in range(12)]
+    options = [{} if i % 3 else {"normalize": True} for i in range(12)]
+
+    async def all_at_once():
+        docs = [_docs(texts) for texts in plans]
+        return await asyncio.gather(*(encoder.encode_requests(d, o) for d, o in zip(docs, options, strict=True)))
+
+    before = encoder._batcher.stats()
+    answers = asyncio.run(all_at_once())
+    after = encoder._batcher.stats()
+    for texts, option, answer in zip(plans, options, answers, strict=True):
+        expected = _matrix(encoder.encode(_docs(texts), option))
+        np.testing.assert_allclose(_matrix(answer), expected, atol=1e-5)
+    assert after["requests"] - before["requests"] == 12
+    assert after["calls"] - before["calls"] < 12  # merged: fewer model calls than requests
 
 
 def test_normalize_parameter(encoder):

@@ -5,7 +5,7 @@ annotations at run time to build document and parameter schemas.
 """
 
 import asyncio
-import threading
+import functools
 from typing import Optional
 
 from docarray import DocList
@@ -17,6 +17,7 @@ from tunerflow.errors import DataError
 from tunerflow.inference.base import DEFAULT_MAX_TOKENS
 from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import under_home
+from tunerflow.serving.batcher import ContinuousBatcher
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
 from tunerflow.serving.internal import GatewayOnly
@@ -98,30 +99,43 @@ class EncoderExecutor(GatewayOnly, Executor):
             threads=threads,
         )
         self.served.start_following()
-        # jina runs each call in a thread of its own, and its batch queue starts the next batch while one
-        # is still computing: two passes at once, each with every core's threads, oversubscribe the CPU.
-        # One pass at a time; requests arriving meanwhile wait in jina's batch queue and go as one batch.
-        self._compute = threading.Lock()
+        self._batcher = ContinuousBatcher()  # concurrent /encode requests: merged while the model computes
 
     @requests(on="/encode")
-    def encode(self, docs: DocList[LabeledText], parameters: Optional[dict] = None, **kwargs) -> DocList[LabeledText]:
-        """Set ``embedding`` on every document from its ``text``."""
-        if len(docs) == 0:
-            raise DataError(EMPTY_REQUEST)
-        options = parameters if isinstance(parameters, EncodeParameters) else EncodeParameters(**(parameters or {}))
-        model = self.served.current  # one reference for the whole request, even if a swap happens
-        texts = docs.text  # one column read; texts_of_docs only to name a document without text
-        if not all(isinstance(text, str) for text in texts):
-            texts_of_docs(docs)
-        with self._compute:
-            embeddings = model.embed(texts, batch_size=options.batch_size, normalize=options.normalize)
-        docs.embedding = list(embeddings)  # column-wise: each document gets a view of its row, no copy
+    async def encode_requests(
+        self, docs: DocList[LabeledText], parameters: Optional[dict] = None, **kwargs
+    ) -> DocList[LabeledText]:
+        """``/encode``: as :meth:`encode`, with the texts of concurrent requests that have the same options
+        embedded in one model call (:class:`~tunerflow.serving.batcher.ContinuousBatcher`)."""
+        options, model, texts = self._prepare(docs, parameters)
+        embed = functools.partial(model.embed, batch_size=options.batch_size, normalize=options.normalize)
+        rows = await self._batcher.embed((id(model), options.batch_size, options.normalize), embed, texts)
+        docs.embedding = list(rows)  # column-wise: each document gets a view of its row, no copy
         return docs
 
     @requests
-    def default(self, docs: DocList[LabeledText], parameters: Optional[dict] = None, **kwargs) -> DocList[LabeledText]:
+    async def default(
+        self, docs: DocList[LabeledText], parameters: Optional[dict] = None, **kwargs
+    ) -> DocList[LabeledText]:
         """The default endpoint encodes, as ``/encode``."""
-        return self.encode(docs, parameters)
+        return await self.encode_requests(docs, parameters)
+
+    def encode(self, docs: DocList[LabeledText], parameters: Optional[dict] = None) -> DocList[LabeledText]:
+        """Set ``embedding`` on every document from its ``text`` (one request, in the caller's thread)."""
+        options, model, texts = self._prepare(docs, parameters)
+        docs.embedding = list(model.embed(texts, batch_size=options.batch_size, normalize=options.normalize))
+        return docs
+
+    def _prepare(self, docs: DocList[LabeledText], parameters: Optional[dict]):
+        """The request's options, the model it runs on (one reference, even if a swap happens) and its texts;
+        a request without documents, or a document without a text, is a DataError naming it."""
+        if len(docs) == 0:
+            raise DataError(EMPTY_REQUEST)
+        options = parameters if isinstance(parameters, EncodeParameters) else EncodeParameters(**(parameters or {}))
+        texts = docs.text  # one column read; texts_of_docs only to name a document without text
+        if not all(isinstance(text, str) for text in texts):
+            texts_of_docs(docs)
+        return options, self.served.current, texts
 
     def passthrough(self, docs: DocList[LabeledText], **kwargs) -> DocList[LabeledText]:
         """Leave documents untouched; train.yml maps the default endpoint here."""
@@ -138,8 +152,9 @@ class EncoderExecutor(GatewayOnly, Executor):
         forward pass and across requests), the CPU's features, spec, for int8 its cosine to fp32 and,
         with ``backend: auto``, what auto chose and why (``auto``)."""
         info = self.served.info()
-        dynamic = (getattr(self, "dynamic_batching", None) or {}).get("/encode")
-        info["batching"] = {**info["batching"], "dynamic": dict(dynamic) if dynamic else None}
+        jina_batching = (getattr(self, "dynamic_batching", None) or {}).get("/encode")
+        dynamic = {**self._batcher.stats(), "jina": dict(jina_batching) if jina_batching else None}
+        info["batching"] = {**info["batching"], "dynamic": dynamic}
         return info
 
     def describe(self) -> dict:
@@ -147,5 +162,6 @@ class EncoderExecutor(GatewayOnly, Executor):
         return self.info(DocList[LabeledText]())
 
     def close(self) -> None:
+        self._batcher.close()
         self.served.stop()
         super().close()
