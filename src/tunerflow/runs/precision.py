@@ -11,7 +11,8 @@ default batching, against fp32 torch on the same texts:
   0.999 for bf16 and 0.99 for int8. The record's ``metric`` says which rule applied.
 
 The paths: ``torch/bfloat16`` where the CPU computes bf16 natively (elsewhere it would be emulated at
-~50 texts/s, and auto never serves bf16 on such a CPU; a GPU then serves float32); ``onnx-int8`` with an int8 graph; with OpenVINO installed,
+~50 texts/s, and auto never serves bf16 on such a CPU; a GPU then serves float32); ``onnx-int8`` with
+an int8 graph; with OpenVINO installed,
 ``openvino-int8`` (the same graph, run by OpenVINO's own int8 kernels: its quality differs from
 ONNX Runtime's, so it is measured, not borrowed) and, on a CPU with native bf16 only (OpenVINO refuses
 bf16 elsewhere), ``openvino/bfloat16`` (OpenVINO rounds more operations to bf16 than torch's autocast:
