@@ -27,8 +27,9 @@ EMPTY_REQUEST = "empty request: send at least one document with a text"
 
 
 def _refuse_empty_requests(push):
-    """jina 3.33's dynamic batching never answers a request without documents (its flush task dies
-    on an IndexError and the caller waits forever): answer such a request with our DataError at once."""
+    """jina 3.33's dynamic batching (off by default here; config.yml can switch it on) never answers a
+    request without documents (its flush task dies on an IndexError and the caller waits forever):
+    answer such a request with our DataError at once."""
 
     async def checked_push(self, request, http=False):
         if len(request.docs) == 0:
@@ -49,8 +50,9 @@ class EncoderExecutor(GatewayOnly, Executor):
     """Serves ``/encode`` (also the default endpoint), ``/reload`` and ``/info``.
 
     ``/encode`` takes its parameters as a dict (checked against :class:`EncodeParameters` here and
-    by :class:`GatewayOnly`): jina refuses dynamic batching for an endpoint whose parameters are
-    a pydantic model, and config.yml batches concurrent ``/encode`` requests.
+    by :class:`GatewayOnly`), so that jina's own dynamic batching can still be switched on in
+    config.yml (it refuses an endpoint whose parameters are a pydantic model); by default the encoder
+    merges concurrent ``/encode`` requests itself (:class:`~tunerflow.serving.batcher.ContinuousBatcher`).
 
     Args:
         model: a model name, directory, artifact directory or ``.zip``.
