@@ -206,14 +206,30 @@ def build_setup(
 
 
 def optimizer_options(recipe: Recipe, device: torch.device) -> dict:
-    """The recipe's optimizer options, with ``fused=True`` on CUDA where the optimizer has a fused kernel."""
+    """The recipe's optimizer options, with ``fused=True`` where the optimizer has a fused kernel for ``device``.
+
+    One kernel updates every parameter instead of a loop of small ones per parameter (bench/RESULTS.md,
+    "Where a training step's time goes"). torch has fused Adam, AdamW, SGD and Adagrad for CUDA and,
+    since 2.4, the CPU; an optimizer or device without one keeps torch's own default. The user's
+    ``fused`` or ``foreach`` wins.
+    """
+    options = dict(recipe.optimizer_options)
+    if "fused" not in options and "foreach" not in options and _has_fused_kernel(recipe.optimizer, device):
+        options["fused"] = True
+    return options
+
+
+def _has_fused_kernel(name: str, device: torch.device) -> bool:
     import inspect
 
-    options = dict(recipe.optimizer_options)
-    fusable = "fused" in inspect.signature(getattr(torch.optim, recipe.optimizer).__init__).parameters
-    if device.type == "cuda" and fusable and "fused" not in options and "foreach" not in options:
-        options["fused"] = True  # one kernel for the whole update instead of one per parameter
-    return options
+    cls = getattr(torch.optim, name)
+    if "fused" not in inspect.signature(cls.__init__).parameters:
+        return False
+    try:  # the optimizer's own check, on a one-element stand-in on the device
+        cls([torch.nn.Parameter(torch.zeros(1, device=device))], lr=1e-3, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return False
+    return True
 
 
 def execute_run(run: RunContext) -> RunOutcome:
