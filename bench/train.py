@@ -9,7 +9,16 @@ sampler; ``tunerflow-default`` runs config.yml's recipe as it is.
 Each side runs in its own fresh interpreter; docs/s is the median over steps
 after ``--warmup`` steps, with min and max, plus the process's peak RSS.
 
+``--profile`` adds, for the tunerflow sides, where a step's wall time goes
+(median ms per step after the warm-up): waiting for the next batch (its
+tokenising and padding run ahead in a feeder thread, whose own time per batch
+is given apart), forward (summed over the step's length chunks), miner, loss,
+backward, gradient clipping, zero_grad, the optimizer step, and the rest of
+the step. The timers wrap the objects the loop calls; nothing in the loop
+changes.
+
     .venv/bin/python bench/train.py --docs 3840 --batch-size 128 --max-length 64
+    .venv/bin/python bench/train.py --docs 2560 --sides tunerflow --profile
 """
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ def run_tunerflow(args) -> dict:
         overrides["forward_chunk"] = args.forward_chunk or args.batch_size  # 0: the whole batch in one pass
     if args.one == "tunerflow":
         overrides.update(TRIPLET)
+    if args.optimizer_options is not None:
+        overrides["optimizer_options"] = {**section("recipe")["optimizer_options"], **args.optimizer_options}
     recipe = Recipe.from_options(section("recipe"), overrides)
     torch.manual_seed(0)
     setup = build_setup(recipe, store, load_model(recipe.model, max_length=recipe.max_length))
@@ -79,13 +90,100 @@ def run_tunerflow(args) -> dict:
         def on_step_end(self, setup, state, loss):
             stamps.append(time.perf_counter())
             sizes.append(recipe.batch_size)
+            if phases is not None:
+                phases.end_step()
 
+    phases = StepPhases(setup) if args.profile else None
     train(setup, state, [Clock()])
     loss = f"{recipe.loss} + {recipe.miner}"
     return {"side": args.one, "loss": loss, "forward_chunk": recipe.forward_chunk, **_common(args)} | {
         **step_rates(stamps, sizes, args.warmup),
+        "optimizer_fused": bool(setup.optimizer.defaults.get("fused")),
+        **({"phases_ms": phases.summary(stamps, args.warmup)} if phases else {}),
         "peak_rss_mib": peak_rss_mib(),
     }
+
+
+class StepPhases:
+    """Wall time of each part of a training step, by wrapping what the loop calls (``--profile``).
+
+    The loop's calls add to the current step's totals (forward is called once per length chunk, and
+    the number of chunks varies with the token budget); :meth:`end_step` closes a step. ``prepare``
+    runs ahead in the feeder thread: its time overlaps the loop's and is not part of the step's sum.
+    """
+
+    def __init__(self, setup) -> None:
+        import torch
+
+        self.current: dict[str, float] = {}
+        self.steps: list[dict[str, float]] = []
+        self.prepared: list[float] = []
+        setup.forward = self._timed("forward", setup.forward or setup.model)
+        if setup.miner is not None:
+            setup.miner = self._timed("miner", setup.miner)
+        setup.loss_fn.forward = self._timed("loss", setup.loss_fn.forward)  # parameters() stay the module's
+        prepare = setup._prepare
+        setup._prepare = lambda *args: self._clocked(self.prepared, prepare, *args)
+        step_inputs = setup.step_inputs
+        setup.step_inputs = lambda batches, start: self._timed_iter("wait for batch", step_inputs(batches, start))
+        for optimizer in setup.optimizers:
+            optimizer.step = self._timed("optimizer step", optimizer.step)
+            optimizer.zero_grad = self._timed("zero_grad", optimizer.zero_grad)
+        torch.Tensor.backward = self._timed("backward", torch.Tensor.backward)
+        torch.nn.utils.clip_grad_norm_ = self._timed("clip grad norm", torch.nn.utils.clip_grad_norm_)
+
+    def _add(self, name: str, seconds: float) -> None:
+        self.current[name] = self.current.get(name, 0.0) + seconds
+
+    def _timed(self, name: str, call):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self._add(name, time.perf_counter() - start)
+
+        return timed
+
+    @staticmethod
+    def _clocked(into: list[float], call, *args):
+        start = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            into.append(time.perf_counter() - start)
+
+    def _timed_iter(self, name: str, items):
+        items = iter(items)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            self._add(name, time.perf_counter() - start)
+            yield item
+
+    def end_step(self) -> None:
+        self.steps.append(self.current)
+        self.current = {}
+
+    def summary(self, stamps: list[float], warmup: int) -> dict:
+        """Median ms per step of each phase over the steps after ``warmup``, the rest of the step, the step."""
+        import statistics
+
+        totals = [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)][warmup:]
+        steps = self.steps[warmup:]
+        names = list(dict.fromkeys(name for step in steps for name in step))
+
+        def ms(values) -> float:
+            return round(1000 * statistics.median(values), 1)
+
+        out = {name: ms([step.get(name, 0.0) for step in steps]) for name in names}
+        out["rest of the step"] = ms([total - sum(step.values()) for total, step in zip(totals, steps, strict=True)])
+        out["step"] = ms(totals)
+        out["prepare (feeder thread, per batch)"] = ms(self.prepared[warmup:])
+        return out
 
 
 def run_sentence_transformers(args) -> dict:
@@ -164,6 +262,10 @@ def main() -> None:
     parser.add_argument(
         "--forward-chunk", type=int, default=None, help="tunerflow: 0 = whole batch; default config.yml"
     )
+    parser.add_argument(
+        "--optimizer-options", type=json.loads, default=None, help="tunerflow: JSON, e.g. '{\"fused\": false}'"
+    )
+    parser.add_argument("--profile", action="store_true", help="tunerflow: where each step's time goes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train.jsonl")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -177,6 +279,10 @@ def main() -> None:
     passed += ["--precision", args.precision, "--warmup", str(args.warmup)]
     if args.forward_chunk is not None:
         passed += ["--forward-chunk", str(args.forward_chunk)]
+    if args.optimizer_options is not None:
+        passed += ["--optimizer-options", json.dumps(args.optimizer_options)]
+    if args.profile:
+        passed += ["--profile"]
     run_all(Path(__file__), args.sides, "sentence-transformers", passed, args.out, info)
 
 
