@@ -129,12 +129,19 @@ def test_auto_skips_bf16_where_the_cpu_would_emulate_it():
     assert skip_reason(candidate, AVX512, config, Runtime(device="cuda")) is None  # a GPU's bf16 is no CPU flag
 
 
-def test_avx512_uses_the_avx2_ranking_and_says_so():
-    for config in (_config(ALL_PASS), _config({}), _config({"onnx-int8": _check(False)})):
-        avx512, avx2 = choose_backend(AVX512, config, WITH_OPENVINO), choose_backend(AVX2, config, WITH_OPENVINO)
-        assert (avx512.path, avx512.considered) == (avx2.path, avx2.considered)
-        assert (avx512.cpu_kind, avx512.ranking) == ("avx512", "avx512")
-        assert "the avx2 ranking stands in" in avx512.reason and "stands in" not in avx2.reason
+def test_the_avx512_ranking_is_its_measured_figures_and_skips_bf16_without_native_bf16():
+    ranking = RANKINGS["avx512"].candidates
+    ratios = [c.ratio for c in ranking]
+    assert ratios == sorted(ratios, reverse=True) and ratios[0] == 2.94
+    assert all("On AVX-512 without AMX" in c.source for c in ranking)
+    config = _config(ALL_PASS)
+    assert choose_backend(ZEN4, _config({**ALL_PASS, "onnx-int8": _check(False)}), WITH_OPENVINO).path == (
+        "openvino/bfloat16"
+    )
+    choice = choose_backend(AVX512, _config({**ALL_PASS, "onnx-int8": _check(False)}), WITH_OPENVINO)
+    assert choice.path == "openvino/float32" and (choice.cpu_kind, choice.ranking) == ("avx512", "avx512")
+    assert [s["path"] for s in choice.considered] == ["onnx-int8", "openvino/bfloat16", "torch/bfloat16"]
+    assert "stands in" not in choose_backend(ZEN4, config, WITH_OPENVINO).reason
 
 
 def test_another_spec_than_the_artifacts_leaves_out_its_graphs_or_its_records():

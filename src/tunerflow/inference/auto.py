@@ -105,11 +105,28 @@ AMX = Ranking(
 # On a GPU only torch is considered; bf16 first as tensor cores run it faster (not measured: bench/gpu.sh).
 CUDA = Ranking((Candidate(T, BF16), Candidate(T)), "GPU order, not measured (bench/gpu.sh)")
 
-# No figures were measured on AVX-512 without AMX (nor on CPUs whose flags could not be read): the
-# AVX2 ranking stands in for them, and the choice's reason says so.
+# AMD EPYC (Zen 4: avx512f, avx512_vnni, avx512_bf16, no AMX), 2 cores: served over gRPC at 512 documents
+# per request, `bench/encode.py --batch-size 0` (bench/RESULTS.md, "On AVX-512 without AMX"). In-process
+# openvino bf16 (3.22) and onnx-int8 (3.17) are level; served, int8 leads, and the order is the same at
+# 128 per request. On an AVX-512 CPU without avx512_bf16 the bf16 paths are skipped (no native bf16).
+AVX512_TABLE = "bench/RESULTS.md, On AVX-512 without AMX, served gRPC 512"
+AVX512 = Ranking(
+    (
+        Candidate(Backend.ONNX_INT8, ratio=2.94, source=AVX512_TABLE),
+        Candidate(OV, BF16, ratio=2.29, source=AVX512_TABLE),
+        Candidate(T, BF16, ratio=2.11, source=AVX512_TABLE),
+        Candidate(OV, ratio=1.60, source=AVX512_TABLE),
+        Candidate(ONNX, ratio=1.55, source=AVX512_TABLE),
+        Candidate(T, ratio=1.10, source=AVX512_TABLE),
+        Candidate(Backend.OPENVINO_INT8, ratio=1.01, source=AVX512_TABLE),
+    ),
+    "measured on an AMD EPYC with AVX-512 and avx512_bf16, no AMX (bench/RESULTS.md)",
+)
+
+# CPUs whose flags could not be read: the AVX2 ranking stands in, and the choice's reason says so.
 RANKINGS = {
     "amx": AMX,
-    "avx512": Ranking(AVX2.candidates, "no figures measured on AVX-512: the avx2 ranking stands in"),
+    "avx512": AVX512,
     "avx2": AVX2,
     "other": Ranking(AVX2.candidates, "neither AVX2 nor AVX-512 flags read: the avx2 ranking stands in"),
     "cuda": CUDA,

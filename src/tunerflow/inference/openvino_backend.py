@@ -110,6 +110,7 @@ class OpenVinoBackend(InferenceBackend):
             "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
             "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
             "streams": int(self.compiled.get_property("NUM_STREAMS")),
+            "cpu_pinning": bool(self.compiled.get_property("ENABLE_CPU_PINNING")),
         }
 
 
@@ -119,6 +120,8 @@ def _compile(path: Path, backend: Backend, dtype: DType, threads: int | None):
         import openvino
     except ImportError:
         raise ConfigError(f"the {backend.value} backend needs OpenVINO: pip install 'tunerflow[openvino]'") from None
+    # OpenVINO binds its threads to cores (ENABLE_CPU_PINNING): unbound was tried, with no gain served and a
+    # loss in-process (bench/RESULTS.md, "On AVX-512 without AMX"); /info reports the setting.
     config = {"INFERENCE_PRECISION_HINT": PRECISIONS[dtype], "PERFORMANCE_HINT": PERFORMANCE_HINT}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
