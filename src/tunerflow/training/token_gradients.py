@@ -6,7 +6,7 @@ backward of ``nn.Embedding`` allocates and zero-fills a gradient the size of the
 adds those tables together. On a 2-core CPU that fill was 75 ms a chunk, ~300 ms of a 1.7 s step
 (bench/RESULTS.md, "Where a training step's time goes").
 
-:func:`gather_token_gradients` makes the table's backward sparse (the rows the chunk used) and
+:func:`token_gradients_gathered` makes the table's backward sparse (the rows the chunk used) and
 accumulates those rows into one dense buffer kept for the whole run: zeroed once a step, in memory
 that is already resident. The optimizer, gradient clipping and checkpoints see the same dense
 gradient as before; the update is the same (float rounding aside: the rows are summed in another
@@ -15,7 +15,7 @@ order).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
@@ -24,48 +24,33 @@ from torch import nn
 
 @contextmanager
 def token_gradients_gathered(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
-    """:func:`gather_token_gradients` for the duration of the block (the table is dense again after it,
-    as an ONNX export expects); yields whether it applied."""
-    undo = gather_token_gradients(model) if enabled else None
-    try:
-        yield undo is not None
-    finally:
-        if undo is not None:
-            undo()
-
-
-def gather_token_gradients(model: nn.Module) -> Callable[[], None] | None:
-    """Make the token-embedding table of ``model``'s backbone accumulate sparse rows into a dense buffer.
-
-    Returns a function undoing it, or None where there is nothing to do: no ``nn.Embedding`` input
-    table, or a frozen one.
-    """
+    """Within the block, the token-embedding table of ``model``'s backbone accumulates sparse rows into a
+    dense buffer; after it the table is dense again (as an ONNX export expects). Yields whether it
+    applied: not when disabled, without an ``nn.Embedding`` input table, or with a frozen one."""
     backbone = getattr(model, "backbone", model)
-    table = backbone.get_input_embeddings() if hasattr(backbone, "get_input_embeddings") else None
+    table = backbone.get_input_embeddings() if enabled and hasattr(backbone, "get_input_embeddings") else None
     if not isinstance(table, nn.Embedding) or not table.weight.requires_grad or table.sparse:
-        return None
-    weight = table.weight
-    buffer: list[torch.Tensor] = []  # the dense gradient, allocated at the first step
+        yield False
+        return
+    dense: torch.Tensor | None = None  # the gradient buffer, allocated at the first step
 
     def densify(parameter: torch.Tensor) -> None:
         # After each chunk's accumulation. The first of a step finds .grad sparse (it was None): copy its
         # rows into the zeroed buffer and make that .grad; later chunks add their rows to it in place.
+        nonlocal dense
         grad = parameter.grad
         if grad is None or not grad.is_sparse:
             return
-        if not buffer:
-            buffer.append(torch.zeros_like(parameter, memory_format=torch.contiguous_format))
-        dense = buffer[0]
+        if dense is None:
+            dense = torch.zeros_like(parameter, memory_format=torch.contiguous_format)
         dense.zero_()
         dense.add_(grad)
         parameter.grad = dense
 
     table.sparse = True
-    handle = weight.register_post_accumulate_grad_hook(densify)
-
-    def undo() -> None:
+    handle = table.weight.register_post_accumulate_grad_hook(densify)
+    try:
+        yield True
+    finally:
         handle.remove()
         table.sparse = False
-        buffer.clear()
-
-    return undo
