@@ -122,8 +122,7 @@ class StepPhases:
         if setup.miner is not None:
             setup.miner = self._timed("miner", setup.miner)
         setup.loss_fn.forward = self._timed("loss", setup.loss_fn.forward)  # parameters() stay the module's
-        prepare = setup._prepare
-        setup._prepare = lambda *args: self._clocked(self.prepared, prepare, *args)
+        setup._prepare = self._timed("prepare", setup._prepare, add=lambda _, seconds: self.prepared.append(seconds))
         step_inputs = setup.step_inputs
         setup.step_inputs = lambda batches, start: self._timed_iter("wait for batch", step_inputs(batches, start))
         for optimizer in setup.optimizers:
@@ -135,23 +134,18 @@ class StepPhases:
     def _add(self, name: str, seconds: float) -> None:
         self.current[name] = self.current.get(name, 0.0) + seconds
 
-    def _timed(self, name: str, call):
+    def _timed(self, name: str, call, add=None):
+        """``call``, its time added to the current step (or given to ``add``: the feeder thread's)."""
+        add = add or self._add
+
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return call(*args, **kwargs)
             finally:
-                self._add(name, time.perf_counter() - start)
+                add(name, time.perf_counter() - start)
 
         return timed
-
-    @staticmethod
-    def _clocked(into: list[float], call, *args):
-        start = time.perf_counter()
-        try:
-            return call(*args)
-        finally:
-            into.append(time.perf_counter() - start)
 
     def _timed_iter(self, name: str, items):
         items = iter(items)
