@@ -126,7 +126,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/wikianswers"))
     parser.add_argument("--train-docs", type=int, default=12800)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--epochs",
+        type=lambda value: value if value == "auto" else int(value),
+        default=1,
+        help="a number, or auto: leave epochs to the run (config.yml's, or the data-aware rule's)",
+    )
     parser.add_argument("--per-label", type=int, default=None, help="at most this many texts of each label")
     parser.add_argument("--queries", type=int, default=None, help="evaluate with the first N queries only")
     parser.add_argument("--keep-best", action="store_true", help="publish the best epoch (config.yml's default)")
@@ -184,7 +189,7 @@ def main() -> None:
             "train_data": "train",
             "eval_query_data": "queries",
             "eval_index_data": "index",
-            "epochs": args.epochs,
+            **({} if args.epochs == "auto" else {"epochs": args.epochs}),
             "keep_best": args.keep_best,
             **overrides,
         }
@@ -202,6 +207,7 @@ def main() -> None:
             "data": args.data.name,
             "train_docs": len(train),
             "epochs": args.epochs,
+            "epochs_run": len(metrics.get("epochs", [])),
             "status": record.status.value,
             "details": record.details,
             "overrides": overrides,

@@ -9,6 +9,8 @@ from tests.training_helpers import toy_manager, toy_options
 from tunerflow.settings import section
 from tunerflow.training.data_defaults import (
     CHOSEN,
+    MAX_EPOCHS,
+    SAMPLE_BUDGET,
     SMALL_DATA_TEXTS,
     TUNED_LEARNING_RATE,
     choose,
@@ -41,9 +43,10 @@ def test_banking_like_intents_keep_m_and_fit_max_length_to_the_texts():
     assert m.value == DEFAULTS["num_items_per_class"] and not m.changed and "m 16 did not beat 4" in m.reason
     rate = choices["learning_rate"]
     assert rate.changed and rate.value == TUNED_LEARNING_RATE and "clusters of a median" in rate.reason
-    for kept in ("loss", "epochs"):
-        assert choices[kept].value == DEFAULTS[kept] and not choices[kept].changed
-        assert "no measurement" in choices[kept].reason
+    assert choices["loss"].value == DEFAULTS["loss"] and not choices["loss"].changed
+    assert "no measurement" in choices["loss"].reason
+    epochs = choices["epochs"]  # ~8,000 texts: the 45,000-sample budget allows 45,000 / ~8,000 epochs
+    assert epochs.changed and epochs.value == round(SAMPLE_BUDGET / stats.texts) and "small data" in epochs.reason
     # the rate was measured with the default loss only: with another loss it is kept
     other = {c.option: c for c in choose(stats, {**DEFAULTS, "loss": "TripletMarginLoss"}, (), evaluated=True,
                                           model_max_length=256)}  # fmt: skip
@@ -89,6 +92,19 @@ def test_tiny_data_without_evaluation_holds_out_labels_unless_too_few():
     large = data_statistics(np.full(200, SMALL_DATA_TEXTS // 100), np.full(100, 10))
     assert not _choices(large, evaluated=False)["val_split"].changed
     assert _choices(data_statistics(np.full(100, 20), np.full(100, 10)), evaluated=False)["val_split"].value == 0.1
+
+
+def test_epochs_fill_the_sample_budget_between_the_default_and_the_cap():
+    default = DEFAULTS["epochs"]
+
+    def epochs(texts: int) -> int:
+        return _choices(data_statistics(np.full(texts // 4, 4), np.full(100, 10)))["epochs"].value
+
+    assert epochs(SAMPLE_BUDGET // default) == default  # the budget's own run: kept
+    assert epochs(60_000) == default  # large data never trains for fewer epochs than config.yml says
+    assert epochs(SAMPLE_BUDGET // 5) == 5
+    assert epochs(400) == MAX_EPOCHS  # tiny data: capped
+    assert "epochs" not in _choices(data_statistics(np.full(100, 4), np.full(100, 10)), given={"epochs"})
 
 
 def test_given_options_are_left_alone():
