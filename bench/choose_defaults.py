@@ -81,6 +81,7 @@ CANDIDATES.update(
         "data-aware": {"data_aware": True},  # the same, with data-aware choices for what is left unset
         "data-aware-hard": {"data_aware": True, "sampler": "hard"},
         "data-aware-wiseft": {"data_aware": True, "wiseft_alpha": 0.5},  # WiSE-FT: half tuned, half starting
+        "data-aware-b512": {"data_aware": True, "batch_size": 512},  # more in-batch negatives for pairs
     }
 )
 # Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).

@@ -74,6 +74,8 @@ def test_quora_like_pairs_take_two_per_label():
     assert m.value == 2 and "pair data: 80% of the labels" in m.reason
     rate = choices["learning_rate"]
     assert rate.value == TUNED_LEARNING_RATE and rate.reason.startswith("pair data: 0.0001 gained more than 3e-05")
+    epochs = choices["epochs"]  # 2,650 texts would get 10 epochs as clusters; pairs gained too little from them
+    assert epochs.value == DEFAULTS["epochs"] and not epochs.changed and "pair data" in epochs.reason
 
 
 def test_median_below_m_caps_m_and_long_texts_are_capped_at_the_model():
@@ -94,7 +96,7 @@ def test_tiny_data_without_evaluation_holds_out_labels_unless_too_few():
     assert _choices(data_statistics(np.full(100, 20), np.full(100, 10)), evaluated=False)["val_split"].value == 0.1
 
 
-def test_epochs_fill_the_sample_budget_between_the_default_and_the_cap():
+def test_epochs_of_small_clusters_fill_the_sample_budget_between_the_default_and_the_cap():
     default = DEFAULTS["epochs"]
 
     def epochs(texts: int) -> int:
