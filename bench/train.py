@@ -74,8 +74,6 @@ def run_tunerflow(args) -> dict:
         overrides["forward_chunk"] = args.forward_chunk or args.batch_size  # 0: the whole batch in one pass
     if args.one == "tunerflow":
         overrides.update(TRIPLET)
-    if args.attention_dropout is not None:
-        overrides["attention_dropout"] = args.attention_dropout
     if args.optimizer_options is not None:
         overrides["optimizer_options"] = {**section("recipe")["optimizer_options"], **args.optimizer_options}
     recipe = Recipe.from_options(section("recipe"), overrides)
@@ -99,7 +97,6 @@ def run_tunerflow(args) -> dict:
     train(setup, state, [Clock()])
     loss = f"{recipe.loss} + {recipe.miner}"
     return {"side": args.one, "loss": loss, "forward_chunk": recipe.forward_chunk, **_common(args)} | {
-        "attention_dropout": recipe.attention_dropout,
         **step_rates(stamps, sizes, args.warmup),
         "optimizer_fused": bool(setup.optimizer.defaults.get("fused")),
         **({"phases_ms": phases.summary(stamps, args.warmup)} if phases else {}),
@@ -262,9 +259,6 @@ def main() -> None:
     parser.add_argument(
         "--optimizer-options", type=json.loads, default=None, help="tunerflow: JSON, e.g. '{\"fused\": false}'"
     )
-    parser.add_argument(
-        "--attention-dropout", type=float, default=None, help="tunerflow: the recipe's attention_dropout"
-    )
     parser.add_argument("--profile", action="store_true", help="tunerflow: where each step's time goes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train.jsonl")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -281,8 +275,6 @@ def main() -> None:
         passed += ["--forward-chunk", str(args.forward_chunk)]
     if args.optimizer_options is not None:
         passed += ["--optimizer-options", json.dumps(args.optimizer_options)]
-    if args.attention_dropout is not None:
-        passed += ["--attention-dropout", str(args.attention_dropout)]
     if args.profile:
         passed += ["--profile"]
     run_all(Path(__file__), args.sides, "sentence-transformers", passed, args.out, info)

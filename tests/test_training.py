@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.training_helpers import toy_manager, toy_options, toy_setup
+from tests.training_helpers import toy_manager, toy_options
 from tunerflow.data import LabelBalancedBatches
 from tunerflow.errors import ConfigError, DataError
 from tunerflow.settings import section
@@ -346,36 +346,3 @@ def test_gathered_token_gradients_give_the_dense_update(tiny_model_dir):
         torch.testing.assert_close(gathered, dense)
     assert dense_grads[0].abs().sum() > 0 and not torch.equal(dense_grads[0], dense_grads[1])
     torch.testing.assert_close(gathered_weight, dense_weight)
-
-
-def test_attention_dropout_sets_only_the_attention_probabilities_dropout(tmp_path, tiny_model_dir):
-    """With the hidden dropouts at 0, a training-mode forward is random only through the attention's dropout."""
-    from tunerflow.artifact import load_model
-
-    model = load_model(tiny_model_dir).model.train()
-    for module in model.backbone.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0  # every dropout off; set_attention_dropout turns the attention's back on
-    ids = torch.randint(1, 90, (4, 9))
-    mask = torch.ones_like(ids)
-
-    def twice_equal() -> bool:
-        with torch.no_grad():
-            return torch.equal(model(ids, mask), model(ids, mask))
-
-    layers = len(model.backbone.encoder.layer)
-    assert model.set_attention_dropout(0.5) == layers and not twice_equal()
-    assert model.set_attention_dropout(0.0) == layers and twice_equal()
-    hidden = model.backbone.encoder.layer[0].output.dropout
-    hidden.p = 0.1
-    model.set_attention_dropout(0.0)
-    assert hidden.p == 0.1  # the hidden states' dropout is left alone
-
-    manager = toy_manager(tmp_path, start_worker=False)
-    setup, _ = toy_setup(manager, tiny_model_dir, attention_dropout=0.0)
-    attention = [m.dropout.p for m in setup.model.modules() if type(m).__name__.endswith("SelfAttention")]
-    assert attention == [0.0] * layers
-    assert (
-        setup.model.backbone.encoder.layer[0].output.dropout.p
-        == load_model(tiny_model_dir).model.backbone.config.hidden_dropout_prob
-    )

@@ -84,23 +84,6 @@ class EmbeddingModel(nn.Module):
             parameter.requires_grad_(id(parameter) in keep)
         return [name for name, parameter in self.named_parameters() if parameter.requires_grad]
 
-    def set_attention_dropout(self, p: float) -> int:
-        """Set the dropout of the attention probabilities (in training) to ``p``; return how many layers have one.
-
-        The backbone's self-attention modules (``BertSelfAttention``, ``RobertaSelfAttention``,
-        ``DistilBertSelfAttention``, ...) keep that dropout as their ``dropout`` module, whose ``p`` the
-        attention function reads. The other dropouts (hidden states, embeddings) are left as they are.
-        """
-        layers = [
-            module.dropout
-            for module in self.backbone.modules()
-            if type(module).__name__.endswith("SelfAttention")
-            and isinstance(getattr(module, "dropout", None), nn.Dropout)
-        ]
-        for dropout in layers:
-            dropout.p = p
-        return len(layers)
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         # Pool in float32 even under autocast: sums over many tokens lose precision in bf16.

@@ -172,10 +172,6 @@ def build_setup(
     sampler = make_sampler(recipe, labels, ~validation_held_out(recipe, labels), neighbours)
     with_head(loaded, recipe.output_dim)  # after the run's seed: the same initial head on every rank
     model = loaded.model.to(device)
-    if recipe.attention_dropout is not None:
-        layers = model.set_attention_dropout(recipe.attention_dropout)
-        if not layers:
-            log.warning("attention_dropout: %s has no self-attention dropout to set", type(model.backbone).__name__)
     loss_fn = build_loss(recipe.loss, recipe.loss_options, len(dataset.label_names), model.dimension).to(device)
     miner = build_miner(recipe.miner, recipe.miner_options)
     if recipe.freeze:

@@ -151,13 +151,6 @@ class Recipe:
     forward_chunk: int | None = option(
         "texts per forward pass, sorted by length; null: the whole batch", minimum=1, maximum=65536
     )
-    attention_dropout: float | None = option(
-        "dropout of the attention probabilities while training; null: the model's own (0.1 for BERT-like "
-        "models); 0 lets torch run its fused attention kernel",
-        minimum=0,
-        maximum=1,
-        below=True,
-    )
     pooling: Pooling | None = option("token pooling; null: the model's own")
     model_options: dict[str, Any] = option(
         "the model's options, as the reference tool's: pooling (or pooler) and max_length (or max_seq_length), "
