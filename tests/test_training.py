@@ -311,38 +311,3 @@ def test_hard_batches_in_a_run_use_the_starting_models_neighbours_saved_for_a_re
     fresh = hard_batch_neighbours(recipe, loaded, dataset, keep, tmp_path / "elsewhere", World(), logging.getLogger())
     assert np.array_equal(fresh, saved)  # computed by the starting model: what the run computed
     manager.close()
-
-
-def test_gathered_token_gradients_give_the_dense_update(tiny_model_dir):
-    """The vocabulary table's rows gathered into one buffer (a step of several chunks) = the dense backward's."""
-    from tunerflow.artifact import load_model
-    from tunerflow.training.token_gradients import token_gradients_gathered
-
-    ids = torch.randint(1, 90, (6, 7))
-    mask = torch.ones_like(ids)
-    mask[3:, 5:] = 0  # the second chunk is padded
-
-    def trained(gathered: bool):
-        torch.manual_seed(0)
-        model = load_model(tiny_model_dir).model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
-        table = model.backbone.get_input_embeddings()
-        grads = []
-        with token_gradients_gathered(model, enabled=gathered) as applied:
-            for _ in range(3):  # the buffer is reused and zeroed at each step
-                torch.manual_seed(1)  # the same dropout on both sides
-                embeddings = torch.cat([model(ids[:3], mask[:3]), model(ids[3:], mask[3:])])
-                optimizer.zero_grad(set_to_none=True)
-                embeddings.pow(2).sum().backward()
-                assert not table.weight.grad.is_sparse
-                grads.append(table.weight.grad.clone())
-                optimizer.step()
-        assert applied is gathered and not table.sparse  # dense again after the block (ONNX export)
-        return grads, table.weight.detach().clone()
-
-    dense_grads, dense_weight = trained(False)
-    gathered_grads, gathered_weight = trained(True)
-    for dense, gathered in zip(dense_grads, gathered_grads, strict=True):
-        torch.testing.assert_close(gathered, dense)
-    assert dense_grads[0].abs().sum() > 0 and not torch.equal(dense_grads[0], dense_grads[1])
-    torch.testing.assert_close(gathered_weight, dense_weight)

@@ -8,7 +8,6 @@ from tunerflow.training.callbacks import Callback, fire
 from tunerflow.training.components import LR_SCALE
 from tunerflow.training.selection import Selection
 from tunerflow.training.state import TrainSetup, TrainState, scheduled_learning_rate
-from tunerflow.training.token_gradients import token_gradients_gathered
 
 
 def train(
@@ -21,15 +20,6 @@ def train(
     With several ranks (``setup.world``) each embeds its share of every global batch, the
     loss sees the gathered batch, and only rank 0 evaluates (see :mod:`.distributed`).
     """
-    # One CPU process: the vocabulary table's gradient is gathered row by row (see .token_gradients).
-    with token_gradients_gathered(setup.model, enabled=setup.world.size == 1 and setup.device.type == "cpu"):
-        return _train(setup, state, callbacks, selection)
-
-
-def _train(
-    setup: TrainSetup, state: TrainState, callbacks: list[Callback], selection: Selection | None = None
-) -> TrainState:
-    """:func:`train`'s loop."""
     recipe, model, optimizers, world = setup.recipe, setup.model, setup.optimizers, setup.world
     trained = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
     forward = setup.forward or model
