@@ -82,6 +82,8 @@ CANDIDATES.update(
         "data-aware-hard": {"data_aware": True, "sampler": "hard"},
         "data-aware-wiseft": {"data_aware": True, "wiseft_alpha": 0.5},  # WiSE-FT: half tuned, half starting
         "data-aware-b512": {"data_aware": True, "batch_size": 512},  # more in-batch negatives for pairs
+        "data-aware-2e-4": {"data_aware": True, "learning_rate": 2e-4},  # a faster rate for pairs
+        "data-aware-3e-4": {"data_aware": True, "learning_rate": 3e-4},
     }
 )
 # Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).
