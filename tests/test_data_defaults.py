@@ -20,8 +20,9 @@ from tunerflow.training.data_defaults import (
 DEFAULTS = section("recipe")
 
 
-def _choices(stats, given=(), evaluated=True, model_max=256):
-    return {c.option: c for c in choose(stats, DEFAULTS, given, evaluated=evaluated, model_max_length=model_max)}
+def _choices(stats, given=(), evaluated=True, model_max=256, current=None):
+    options = {**DEFAULTS, **(current or {})}
+    return {c.option: c for c in choose(stats, options, given, evaluated=evaluated, model_max_length=model_max)}
 
 
 def _banking_like():
@@ -106,6 +107,8 @@ def test_epochs_of_small_clusters_fill_the_sample_budget_between_the_default_and
     assert epochs(60_000) == default  # large data never trains for fewer epochs than config.yml says
     assert epochs(SAMPLE_BUDGET // 5) == 5
     assert epochs(400) == MAX_EPOCHS  # tiny data: capped
+    many = _choices(data_statistics(np.full(100, 4), np.full(100, 10)), current={"epochs": MAX_EPOCHS + 5})
+    assert many["epochs"].value == MAX_EPOCHS + 5  # the cap never cuts config.yml's own epochs
     assert "epochs" not in _choices(data_statistics(np.full(100, 4), np.full(100, 10)), given={"epochs"})
 
 

@@ -226,7 +226,7 @@ def _epochs(stats: DataStatistics, default: int) -> Choice:
         return Choice("epochs", default, default, f"config.yml's; {why} (bench/RESULTS.md, issue 13)")
     if stats.texts * default >= SAMPLE_BUDGET:
         return Choice("epochs", default, default, f"config.yml's; {stats.texts} texts fill {budget}")
-    value = min(MAX_EPOCHS, max(default, round(SAMPLE_BUDGET / stats.texts)))
+    value = max(default, min(MAX_EPOCHS, round(SAMPLE_BUDGET / stats.texts)))
     return Choice(
         "epochs",
         value,
