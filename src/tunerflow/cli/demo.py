@@ -153,7 +153,7 @@ def run_demo(args) -> int:
     described, right_match, default_docs = DATA_SETS[data]
     train_docs = None if args.full else (args.train_docs or default_docs)
     eval_queries = args.eval_queries
-    epochs = args.epochs or (recipe["epochs"] if args.full else 1)
+    epochs = args.epochs or (None if args.full else 1)  # --full: the run's own (config.yml's, or data-aware)
     train, queries, index = demo_subset(data, train_docs, eval_queries)
     home = (args.home / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
     grpc_port, http_port = args.grpc_port or free_port(), args.http_port or free_port()
@@ -182,7 +182,7 @@ def run_demo(args) -> int:
         _say(f"    {indexed['count']} texts indexed; searched them for {len(query_texts)} dev questions")
 
         _say("3/6 streaming the data to the tuner and starting the run ...")
-        options = {"epochs": epochs, "to_onnx": True, "experiment_name": "demo"}
+        options = {"to_onnx": True, "experiment_name": "demo", **({"epochs": epochs} if epochs else {})}
         for key in ("device", "precision"):
             if getattr(args, key):
                 options[key] = getattr(args, key)

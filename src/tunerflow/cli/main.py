@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="training texts, whole clusters (default: banking77 all 8,005, quora 6400)",
     )
     demo.add_argument("--eval-queries", type=int, default=None, help="dev queries evaluated (default: all 5,000)")
-    demo.add_argument("--epochs", type=int, default=None, help="default: 1, with --full config.yml's")
+    demo.add_argument(
+        "--epochs", type=int, default=None, help="default: 1, with --full the run's own (config.yml's, or data-aware)"
+    )
     demo.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: config.yml's)")
     demo.add_argument("--precision", default=None, choices=[p.value for p in Precision], help="default: config.yml's")
     demo.add_argument("--home", type=Path, default=Path("workspace/demo"), help="where the demo keeps its state")
