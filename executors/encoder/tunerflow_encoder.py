@@ -17,6 +17,7 @@ from tunerflow.errors import DataError
 from tunerflow.inference.base import DEFAULT_MAX_TOKENS
 from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import under_home
+from tunerflow.process_gc import freeze_startup_heap
 from tunerflow.serving.batcher import ContinuousBatcher
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.encoder_params import EncodeParameters
@@ -102,6 +103,7 @@ class EncoderExecutor(GatewayOnly, Executor):
         )
         self.served.start_following()
         self._batcher = ContinuousBatcher()  # concurrent /encode requests: merged while the model computes
+        freeze_startup_heap()  # imports and model loaded: later full collections skip them (process_gc)
 
     @requests(on="/encode")
     async def encode_requests(

@@ -12,6 +12,7 @@ from jina import Executor, requests
 
 from tunerflow.errors import DataError
 from tunerflow.paths import under_home
+from tunerflow.process_gc import freeze_startup_heap
 from tunerflow.search import Embedder, ModelIdentity, Searcher
 from tunerflow.search.ann import AnnOptions
 from tunerflow.search.convert import ids_of_docs, merge_matches, query_groups, records_from_docs, set_matches
@@ -88,6 +89,7 @@ class IndexerExecutor(GatewayOnly, Executor):
         if self.served.follow is not None:
             self.served.start_following()
             threading.Thread(target=self._watch, name="tunerflow-index-watch", daemon=True).start()
+        freeze_startup_heap()  # imports, model and index loaded: later full collections skip them (process_gc)
 
     @requests(on="/index")
     def index(self, docs: DocList[SearchDoc], parameters: WriteParameters, **kwargs) -> DocList[SearchDoc]:

@@ -17,6 +17,7 @@ from tunerflow.data.records import make_record
 from tunerflow.errors import DataError
 from tunerflow.parent_watch import watch_parent
 from tunerflow.paths import home_dir, under_home
+from tunerflow.process_gc import freeze_startup_heap
 from tunerflow.runs import RunManager
 from tunerflow.serving.documents import LabeledText
 from tunerflow.serving.internal import GatewayOnly
@@ -73,6 +74,7 @@ class TunerExecutor(GatewayOnly, Executor):
         self.manager = RunManager(
             root, defaults, artifacts=(root / artifacts) if artifacts else None, models=section("models", config)
         )
+        freeze_startup_heap()  # imports and stored runs loaded: later full collections skip them (process_gc)
 
     @requests(on="/datasets/append")
     def append(self, docs: DocList[LabeledText], parameters: DatasetParameters, **kwargs) -> DocList[LabeledText]:

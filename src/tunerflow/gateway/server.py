@@ -21,6 +21,7 @@ from tunerflow.errors import ConfigError
 from tunerflow.gateway.grpc_side import GuardedGRPCServer
 from tunerflow.gateway.guard import Guard
 from tunerflow.gateway.rest import RestServer
+from tunerflow.process_gc import freeze_startup_heap
 
 SERVERS = {ProtocolType.GRPC: GuardedGRPCServer, ProtocolType.HTTP: RestServer}
 
@@ -52,3 +53,4 @@ class TunerflowGateway(CompositeBaseServer, BaseGateway):
         for server in self.servers:
             server.is_cancel = self.is_cancel
         await super().setup_server()
+        freeze_startup_heap()  # set up: later full collections walk only what serving makes (process_gc)
