@@ -48,3 +48,27 @@ def test_the_encoder_freezes_once_set_up(unfrozen, tiny_model_dir):
         assert id(executor.served) not in {id(obj) for obj in gc.get_objects()}
     finally:
         executor.close()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_swapped_out_backend_is_freed_without_the_cyclic_collector(unfrozen, tiny_model_dir, tmp_path, backend):
+    """Frozen objects are never collected as cycles: the backend a swap replaces must hold no cycle,
+    so that reference counting alone frees it (and its weights) once the last request lets go."""
+    from tests.conftest import TEXTS
+    from tunerflow.artifact import load_model
+    from tunerflow.export import save_artifact
+    from tunerflow.inference.factory import open_backend
+
+    source = tiny_model_dir
+    if backend != "torch":
+        source = save_artifact(load_model(tiny_model_dir, max_length=32), tmp_path / "a", to_onnx=True)
+    served = open_backend(str(source), backend)
+    served.embed(TEXTS)
+    freeze_startup_heap()
+    gone = weakref.ref(served)
+    gc.disable()
+    try:
+        del served
+        assert gone() is None
+    finally:
+        gc.enable()
