@@ -151,16 +151,13 @@ def test_same_seed_same_weights(tmp_path, tiny_model_dir):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-@pytest.mark.parametrize("forward_chunk", [None, 1, 3])
-def test_forward_chunks_give_the_whole_batch_embeddings(tiny_model_dir, forward_chunk):
+def chunking_setup(loaded, forward_chunk):
+    """A TrainSetup with only what cutting texts into length chunks needs."""
     from types import SimpleNamespace
 
-    from tunerflow.artifact import load_model
     from tunerflow.training.state import TrainSetup
 
-    loaded = load_model(tiny_model_dir)
-    texts = ["a", "how do i learn python ?", "guitar", "what is the best way to learn the guitar fast", "b c"]
-    setup = TrainSetup(
+    return TrainSetup(
         recipe=SimpleNamespace(max_length=16, forward_chunk=forward_chunk),
         model=loaded.model,
         tokenizer=loaded.tokenizer,
@@ -172,6 +169,16 @@ def test_forward_chunks_give_the_whole_batch_embeddings(tiny_model_dir, forward_
         labels=None,
         device=torch.device("cpu"),
     )
+
+
+@pytest.mark.parametrize("forward_chunk", [None, 1, 3])
+def test_forward_chunks_give_the_whole_batch_embeddings(tiny_model_dir, forward_chunk):
+
+    from tunerflow.artifact import load_model
+
+    loaded = load_model(tiny_model_dir)
+    texts = ["a", "how do i learn python ?", "guitar", "what is the best way to learn the guitar fast", "b c"]
+    setup = chunking_setup(loaded, forward_chunk)
     chunks = setup.length_chunks(texts)
     assert len(chunks) == (1 if forward_chunk is None else -(-len(texts) // forward_chunk))
     assert sorted(int(row) for rows, _, _ in chunks for row in rows) == list(range(len(texts)))
@@ -184,6 +191,51 @@ def test_forward_chunks_give_the_whole_batch_embeddings(tiny_model_dir, forward_
         for rows, input_ids, mask in chunks:
             chunked = chunked.index_copy(0, rows, loaded.model(input_ids, mask))
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-4)
+
+
+def test_one_lookup_per_step_gives_the_chunk_by_chunk_embeddings_and_gradients(tiny_model_dir):
+
+    from tunerflow.artifact import load_model
+    from tunerflow.training.step_forward import StepForward
+
+    loaded = load_model(tiny_model_dir)
+    model = loaded.model
+    texts = ["a", "how do i learn python ?", "guitar", "what is the best way to learn the guitar fast", "b c"]
+    setup = chunking_setup(loaded, 2)
+    chunks = setup.length_chunks(texts)
+    assert len(chunks) == 3
+    shared, per_chunk = StepForward(model), StepForward(model)
+    per_chunk.one_lookup = False
+    assert shared.one_lookup  # a BERT's embeddings are the same from its looked-up token vectors
+    model.eval()  # no dropout: the two passes must agree exactly
+    table = model.backbone.get_input_embeddings().weight
+    results = []
+    for forward in (shared, per_chunk):
+        model.zero_grad(set_to_none=True)
+        embeddings = forward(chunks, len(texts))
+        (embeddings * torch.arange(embeddings.numel()).reshape(embeddings.shape)).sum().backward()
+        results.append((embeddings.detach(), table.grad.clone()))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(results[0][1], results[1][1], atol=1e-5, rtol=1e-4)
+    assert results[0][1].abs().sum() > 0
+
+
+def test_a_backbone_that_changes_looked_up_vectors_keeps_one_lookup_per_chunk(tiny_model_dir):
+    from tunerflow.artifact import load_model
+    from tunerflow.training.step_forward import StepForward
+
+    model = load_model(tiny_model_dir).model
+    backbone_forward = model.backbone.forward
+
+    def scaled_on_the_ids_path(input_ids=None, inputs_embeds=None, **kwargs):
+        if inputs_embeds is None:  # as a model that scales its token vectors only when it looks them up
+            inputs_embeds = model.backbone.get_input_embeddings()(input_ids) * 2.0
+        return backbone_forward(inputs_embeds=inputs_embeds, **kwargs)
+
+    model.backbone.forward = scaled_on_the_ids_path
+    model.train()
+    assert StepForward(model).one_lookup is False
+    assert model.training  # the check ran in eval mode and put the mode back
 
 
 def test_early_stopping_works_without_keep_best():

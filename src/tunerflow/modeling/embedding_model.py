@@ -23,7 +23,8 @@ class EmbeddingModel(nn.Module):
     with an identity activation, so the artifact opens there unchanged.
 
     ``forward`` takes only ``input_ids`` and ``attention_mask`` (token type ids
-    are zeros for single texts), which is also the ONNX graph's signature.
+    are zeros for single texts), which is also the ONNX graph's signature;
+    training may pass the token vectors it looked up already (``inputs_embeds``).
     Normalisation is not part of the graph: it is applied after pooling by the
     inference backends and by the losses' distances, so one ONNX file serves
     both settings.
@@ -84,8 +85,15 @@ class EmbeddingModel(nn.Module):
             parameter.requires_grad_(id(parameter) in keep)
         return [name for name, parameter in self.named_parameters() if parameter.requires_grad]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Embeddings of ``input_ids``; with ``inputs_embeds``, of those token vectors (looked up already,
+        as :class:`~tunerflow.training.step_forward.StepForward` does for a whole step at once)."""
+        if inputs_embeds is None:
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        else:
+            hidden = self.backbone(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
         # Pool in float32 even under autocast: sums over many tokens lose precision in bf16.
         pooled = pool(hidden.float(), attention_mask, self.pooling)
         return self.head(pooled) if self.head is not None else pooled

@@ -41,6 +41,7 @@ from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.selection import Selection
 from tunerflow.training.state import StopReason, TrainSetup, TrainState
+from tunerflow.training.step_forward import StepForward
 from tunerflow.training.validation import ValidationLoss, validation_batches
 from tunerflow.training.weights import interpolate_weights, weights_copy
 
@@ -184,7 +185,7 @@ def build_setup(
     parameters = [p for p in model.parameters() if p.requires_grad] + loss_parameters
     optimizer = build_optimizer(recipe.optimizer, optimizer_options(recipe, device), parameters, recipe.learning_rate)
     scaler = torch.amp.GradScaler("cuda") if recipe.precision == Precision.FP16 else None
-    forward = wrap_model(model, world, device)
+    forward = wrap_model(StepForward(model), world, device)  # one lookup of token vectors per step
     if world.rank > 0:
         torch.manual_seed(recipe.seed + world.rank)  # its own dropout; the weights are rank 0's (DDP broadcast them)
     return TrainSetup(

@@ -168,10 +168,11 @@ def close_world() -> None:
 
 
 def wrap_model(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
-    """``model`` under DDP (gradients averaged over the ranks, overlapped with the backward pass).
+    """``model`` (the loop's :class:`StepForward`, one call per step) under DDP: gradients averaged
+    over the ranks, overlapped with the backward pass.
 
-    The buffers (position ids) are constant, so they are not synced at every forward; that also
-    lets ranks run different numbers of forward chunks per step. Some weights take no part in the
+    The buffers (position ids) are constant, so they are not synced at every forward; ranks may cut
+    their shares into different numbers of length chunks. Some weights take no part in the
     embedding (a BERT's pooler): ``find_unused_parameters`` lets DDP skip them, at the cost of one
     walk over the autograd graph per forward.
     """

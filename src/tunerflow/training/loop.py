@@ -8,6 +8,7 @@ from tunerflow.training.callbacks import Callback, fire
 from tunerflow.training.components import LR_SCALE
 from tunerflow.training.selection import Selection
 from tunerflow.training.state import TrainSetup, TrainState, scheduled_learning_rate
+from tunerflow.training.step_forward import StepForward
 
 
 def train(
@@ -22,7 +23,7 @@ def train(
     """
     recipe, model, optimizers, world = setup.recipe, setup.model, setup.optimizers, setup.world
     trained = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
-    forward = setup.forward or model
+    forward = setup.forward or StepForward(model)  # the share's chunks in, its embeddings out
     loss_parameters = list(setup.loss_fn.parameters())
     autocast_dtype = setup.autocast_dtype
     if not world.is_main:
@@ -39,13 +40,8 @@ def train(
             rate = scheduled_learning_rate(recipe, state)
             for group in (group for optimizer in optimizers for group in optimizer.param_groups):
                 group["lr"] = rate * group.get(LR_SCALE, 1.0)  # a loss optimizer's lr is scaled to its own
-            local = torch.empty((inputs.share, model.dimension), device=setup.device)
-            for rows, input_ids, attention_mask in inputs.chunks:  # similar lengths: little padding
-                with torch.autocast(
-                    setup.device.type, dtype=autocast_dtype or torch.float32, enabled=bool(autocast_dtype)
-                ):
-                    chunk_embeddings = forward(input_ids, attention_mask)
-                local = local.index_copy(0, rows, chunk_embeddings.float())  # the loss works in fp32
+            with torch.autocast(setup.device.type, dtype=autocast_dtype or torch.float32, enabled=bool(autocast_dtype)):
+                local = forward(inputs.chunks, inputs.share)  # length chunks (little padding), in fp32 for the loss
             embeddings = world.gather(local, inputs.size)  # the global batch, with gradients (one rank: as is)
             labels = inputs.labels
             mined = setup.miner(embeddings, labels) if setup.miner is not None else None

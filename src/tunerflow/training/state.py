@@ -52,7 +52,7 @@ class TrainSetup:
     device: torch.device
     scaler: torch.amp.GradScaler | None = None
     world: World = field(default_factory=World)
-    forward: torch.nn.Module | None = None  # the model as trained (under DDP with several ranks); None: model
+    forward: torch.nn.Module | None = None  # StepForward(model), under DDP with several ranks; None: built by train
     loss_optimizer: torch.optim.Optimizer | None = (
         None  # the loss's own parameters (loss_optimizer); None: in optimizer
     )

@@ -16,6 +16,7 @@ from tunerflow.data.store import Dataset
 from tunerflow.errors import DataError
 from tunerflow.inference.batching import tokenize
 from tunerflow.training.state import TrainSetup
+from tunerflow.training.step_forward import StepForward
 
 
 def validation_batches(setup: TrainSetup, labels: np.ndarray, keep: np.ndarray | None = None) -> list[np.ndarray]:
@@ -36,6 +37,7 @@ class ValidationLoss:
         self.labels = dataset.labels()
         self.batches = validation_batches(setup, self.labels, keep)
         self._token_ids: dict[int, np.ndarray] = {}
+        self.forward = StepForward(setup.model)  # the model itself, never DDP's: only rank 0 validates
 
     def _ids(self, positions: np.ndarray) -> list[np.ndarray]:
         missing = [int(p) for p in positions if int(p) not in self._token_ids]
@@ -54,11 +56,8 @@ class ValidationLoss:
         total, count = 0.0, 0
         with torch.no_grad():
             for positions in self.batches:
-                embeddings = torch.empty((len(positions), model.dimension), device=setup.device)
-                for rows, input_ids, attention_mask in setup.chunks(self._ids(positions)):
-                    with torch.autocast(setup.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
-                        chunk = model(input_ids, attention_mask)
-                    embeddings = embeddings.index_copy(0, rows, chunk.float())
+                with torch.autocast(setup.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
+                    embeddings = self.forward(setup.chunks(self._ids(positions)), len(positions))
                 labels = torch.from_numpy(self.labels[positions].astype("int64")).to(setup.device)
                 mined = setup.miner(embeddings, labels) if setup.miner is not None else None
                 total += float(setup.loss_fn(embeddings, labels, mined)) * len(positions)  # a sync per batch
