@@ -121,6 +121,14 @@ class Precision(str, Enum):
     FP16 = "fp16"
 
 
+class LinearKernel(str, Enum):
+    """What multiplies float32 linear layers on the CPU: torch's BLAS (MKL in its CPU wheels) or oneDNN."""
+
+    AUTO = "auto"  # oneDNN on x86 CPUs not made by Intel, where MKL takes its slow path
+    BLAS = "blas"
+    ONEDNN = "onednn"
+
+
 class PublishPolicy(str, Enum):
     """When a finished run's artifact is served (``artifacts/LATEST`` rewritten).
 

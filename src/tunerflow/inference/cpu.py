@@ -27,11 +27,14 @@ class CpuFeatures:
         torch_capability: PyTorch's own verdict (``torch.backends.cpu.get_cpu_capability()``:
             ``DEFAULT``, ``AVX2``, ``AVX512`` ...), None where it cannot say.
         model: the CPU's model name.
+        vendor: its ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD`` ...): MKL's fastest kernels are
+            Intel's only (:mod:`tunerflow.modeling.cpu_linear`).
     """
 
     flags: frozenset[str]
     torch_capability: str | None = None
     model: str = "unknown"
+    vendor: str = "unknown"
 
     @property
     def bf16(self) -> bool:
@@ -44,8 +47,14 @@ class CpuFeatures:
 
 def parse_cpuinfo(text: str) -> tuple[frozenset[str], str]:
     """The :data:`FEATURES` in a ``/proc/cpuinfo`` text (its first ``flags`` line) and the model name."""
+    flags, model, _ = parse_cpuinfo_vendor(text)
+    return flags, model
+
+
+def parse_cpuinfo_vendor(text: str) -> tuple[frozenset[str], str, str]:
+    """:func:`parse_cpuinfo`'s flags and model name, and the ``vendor_id``."""
     flags: frozenset[str] = frozenset()
-    model = "unknown"
+    model = vendor = "unknown"
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
@@ -53,23 +62,25 @@ def parse_cpuinfo(text: str) -> tuple[frozenset[str], str]:
             flags = frozenset(value.split()) & frozenset(FEATURES)
         elif key == "model name" and model == "unknown":
             model = value.strip()
-    return flags, model
+        elif key == "vendor_id" and vendor == "unknown":
+            vendor = value.strip()
+    return flags, model, vendor
 
 
 @functools.lru_cache(maxsize=1)
 def cpu_features() -> CpuFeatures:
     """This machine's :class:`CpuFeatures`, detected once per process."""
     try:
-        flags, model = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+        flags, model, vendor = parse_cpuinfo_vendor(Path("/proc/cpuinfo").read_text())
     except OSError:  # not Linux: no flags, so ``auto`` stays on float32
-        flags, model = frozenset(), "unknown"
+        flags, model, vendor = frozenset(), "unknown", "unknown"
     try:
         import torch
 
         capability = torch.backends.cpu.get_cpu_capability()
     except (ImportError, AttributeError):
         capability = None
-    return CpuFeatures(flags, capability, model)
+    return CpuFeatures(flags, capability, model, vendor)
 
 
 def choose_dtype(dtype: str | DType, backend: str | Backend, features: CpuFeatures, device: str = "cpu") -> DType:

@@ -24,10 +24,12 @@ from tunerflow.data.store import DatasetStore
 from tunerflow.errors import ArtifactError, ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
 from tunerflow.export import save_artifact
+from tunerflow.inference.cpu import cpu_features
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
+from tunerflow.modeling.cpu_linear import choose_linear_kernel
 from tunerflow.modeling.loading import with_head
 from tunerflow.modeling.sources import ModelSource
-from tunerflow.options import DType, Precision, Sampler
+from tunerflow.options import DType, LinearKernel, Precision, Sampler
 from tunerflow.runs.gate import Decision, decide
 from tunerflow.runs.hard_batches import hard_batch_neighbours
 from tunerflow.runs.plot import plot_run
@@ -185,7 +187,14 @@ def build_setup(
     parameters = [p for p in model.parameters() if p.requires_grad] + loss_parameters
     optimizer = build_optimizer(recipe.optimizer, optimizer_options(recipe, device), parameters, recipe.learning_rate)
     scaler = torch.amp.GradScaler("cuda") if recipe.precision == Precision.FP16 else None
-    forward = wrap_model(StepForward(model), world, device)  # one lookup of token vectors per step
+    kernel = choose_linear_kernel(recipe.linear_kernel, cpu_features(), device)
+    if kernel == LinearKernel.ONEDNN and recipe.precision == Precision.FP32:
+        log.info(
+            "linear_kernel %s: float32 linear layers on oneDNN (%s CPU: MKL's fast kernels are Intel's)",
+            recipe.linear_kernel.value,
+            cpu_features().vendor,
+        )
+    forward = wrap_model(StepForward(model, kernel), world, device)  # one lookup of token vectors per step
     if world.rank > 0:
         torch.manual_seed(recipe.seed + world.rank)  # its own dropout; the weights are rank 0's (DDP broadcast them)
     return TrainSetup(

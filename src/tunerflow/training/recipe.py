@@ -21,6 +21,7 @@ from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key
 from tunerflow.format import MAX_OUTPUT_DIM
 from tunerflow.options import (
     Distance,
+    LinearKernel,
     MonitorMode,
     Pooling,
     Precision,
@@ -177,6 +178,9 @@ class Recipe:
     )
     device: str = option("where to train: cpu, cuda or cuda:N", check=_device)
     precision: Precision = option("training precision; fp16 needs CUDA")
+    linear_kernel: LinearKernel = option(
+        "float32 linear layers on the CPU: blas (torch's MKL), onednn, or auto (onednn on non-Intel x86)"
+    )
     devices: int = option(
         "training processes on this machine, data-parallel: one per GPU with device cuda, gloo processes with "
         "device cpu; auto: every visible GPU",

@@ -21,7 +21,9 @@ import logging
 import torch
 from torch import nn
 
+from tunerflow.modeling.cpu_linear import linear_kernel
 from tunerflow.modeling.embedding_model import EmbeddingModel
+from tunerflow.options import LinearKernel
 from tunerflow.training.state import Chunk
 
 log = logging.getLogger(__name__)
@@ -63,15 +65,21 @@ class StepForward(nn.Module):
     """``forward(chunks, share)``: the ``share`` texts' embeddings (float32), in the share's order.
 
     The module the loop calls once per step (under DDP with several ranks: one forward per
-    backward, as DDP expects). It holds the model; its parameters are the model's.
+    backward, as DDP expects). It holds the model; its parameters are the model's. Its float32
+    linear layers run on ``kernel`` (:func:`~tunerflow.modeling.cpu_linear.linear_kernel`).
     """
 
-    def __init__(self, model: EmbeddingModel) -> None:
+    def __init__(self, model: EmbeddingModel, kernel: LinearKernel = LinearKernel.BLAS) -> None:
         super().__init__()
         self.model = model
+        self.kernel = kernel  # what multiplies float32 linear layers (cpu_linear.linear_kernel)
         self.one_lookup = takes_token_vectors(model)
 
     def forward(self, chunks: list[Chunk], share: int) -> torch.Tensor:
+        with linear_kernel(self.kernel):
+            return self._embed(chunks, share)
+
+    def _embed(self, chunks: list[Chunk], share: int) -> torch.Tensor:
         model = self.model
         device = chunks[0][1].device if chunks else torch.device("cpu")
         local = torch.empty((share, model.dimension), device=device)

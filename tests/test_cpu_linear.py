@@ -1,0 +1,85 @@
+"""float32 linear layers on oneDNN: the same products and gradients as torch's, and when ``auto`` picks it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.training_helpers import toy_manager, toy_options
+from tunerflow.inference.cpu import CpuFeatures, parse_cpuinfo_vendor
+from tunerflow.modeling.cpu_linear import choose_linear_kernel, linear_kernel, onednn_linear_works
+from tunerflow.options import LinearKernel
+
+needs_onednn = pytest.mark.skipif(not onednn_linear_works(), reason="this torch has no oneDNN linear op")
+AMD = CpuFeatures(frozenset({"avx2", "avx512f"}), "AVX512", "AMD EPYC", "AuthenticAMD")
+INTEL = CpuFeatures(frozenset({"avx2", "avx512f", "amx_bf16"}), "AVX512", "Intel Xeon", "GenuineIntel")
+CPU = torch.device("cpu")
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 5)])
+def test_onednn_linear_gives_torchs_products_and_gradients(bias, shape):
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(5, 6, bias=bias)
+    x = torch.randn(*shape)
+    weight_of_output = torch.randn(*shape[:-1], 6)
+    results = []
+    for kernel in (LinearKernel.BLAS, LinearKernel.ONEDNN):
+        layer.zero_grad(set_to_none=True)
+        inputs = x.clone().requires_grad_(True)
+        with linear_kernel(kernel):
+            output = layer(inputs)
+        (output * weight_of_output).sum().backward()
+        results.append((output.detach(), inputs.grad, layer.weight.grad, layer.bias.grad if bias else None))
+    for blas, onednn in zip(*results, strict=True):
+        if blas is not None:
+            torch.testing.assert_close(onednn, blas, atol=1e-5, rtol=1e-5)
+
+
+@needs_onednn
+def test_frozen_weights_get_no_gradient_and_autocast_is_left_alone():
+    layer = torch.nn.Linear(4, 3)
+    layer.weight.requires_grad_(False)
+    inputs = torch.randn(2, 4, requires_grad=True)
+    with linear_kernel(LinearKernel.ONEDNN):
+        layer(inputs).sum().backward()
+    assert layer.weight.grad is None and inputs.grad is not None and layer.bias.grad is not None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with linear_kernel(LinearKernel.ONEDNN):
+            assert layer(inputs).dtype == torch.bfloat16  # autocast's own bf16 path, untouched
+
+
+def test_auto_picks_onednn_on_cpus_not_made_by_intel():
+    onednn = LinearKernel.ONEDNN if onednn_linear_works() else LinearKernel.BLAS
+    assert choose_linear_kernel("auto", AMD, CPU) is onednn
+    assert choose_linear_kernel("auto", INTEL, CPU) is LinearKernel.BLAS
+    assert choose_linear_kernel("auto", CpuFeatures(frozenset()), CPU) is LinearKernel.BLAS  # vendor unknown
+    assert choose_linear_kernel("blas", AMD, CPU) is LinearKernel.BLAS  # the user's setting wins
+    assert choose_linear_kernel("onednn", INTEL, CPU) is onednn
+    assert choose_linear_kernel("onednn", AMD, torch.device("cuda", 0)) is LinearKernel.BLAS  # a GPU: its own
+    with pytest.raises(Exception, match="linear_kernel"):
+        choose_linear_kernel("mkl-please", AMD, CPU)
+
+
+def test_cpuinfo_gives_the_vendor():
+    text = "processor : 0\nvendor_id : AuthenticAMD\nmodel name : AMD EPYC 9B45\nflags : fpu avx2 avx512f\n"
+    assert parse_cpuinfo_vendor(text) == (frozenset({"avx2", "avx512f"}), "AMD EPYC 9B45", "AuthenticAMD")
+
+
+@needs_onednn
+def test_a_run_on_onednn_trains_the_weights_a_blas_run_trains(tmp_path, tiny_model_dir):
+    weights = {}
+    for kernel in ("blas", "onednn"):
+        manager = toy_manager(tmp_path / kernel, start_worker=False)
+        try:
+            started = manager.start(toy_options(tiny_model_dir, epochs=2, run_name="r", linear_kernel=kernel))
+            record = manager.run_now(started.run_name)
+        finally:
+            manager.close()
+        assert record.status.value == "FINISHED", record.details
+        weights[kernel] = load_file(f"{record.artifact}/model.safetensors")
+    assert weights["blas"].keys() == weights["onednn"].keys()
+    for name, blas in weights["blas"].items():
+        torch.testing.assert_close(weights["onednn"][name], blas, atol=1e-4, rtol=1e-3, msg=name)
