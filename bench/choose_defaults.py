@@ -84,6 +84,8 @@ CANDIDATES.update(
         "data-aware-b512": {"data_aware": True, "batch_size": 512},  # more in-batch negatives for pairs
         "data-aware-2e-4": {"data_aware": True, "learning_rate": 2e-4},  # a faster rate for pairs
         "data-aware-3e-4": {"data_aware": True, "learning_rate": 3e-4},
+        "data-aware-blas": {"data_aware": True, "linear_kernel": "blas"},  # issue 14: torch's MKL
+        "data-aware-onednn": {"data_aware": True, "linear_kernel": "onednn"},  # issue 14: oneDNN linear layers
     }
 )
 # Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from tests.training_helpers import toy_manager, toy_options
 from tunerflow.inference.cpu import CpuFeatures, parse_cpuinfo_vendor
-from tunerflow.modeling.cpu_linear import choose_linear_kernel, linear_kernel, onednn_linear_works
+from tunerflow.inference.cpu_linear import choose_linear_kernel, linear_kernel, onednn_linear_works
 from tunerflow.options import LinearKernel
 
 needs_onednn = pytest.mark.skipif(not onednn_linear_works(), reason="this torch has no oneDNN linear op")
@@ -83,3 +83,23 @@ def test_a_run_on_onednn_trains_the_weights_a_blas_run_trains(tmp_path, tiny_mod
     assert weights["blas"].keys() == weights["onednn"].keys()
     for name, blas in weights["blas"].items():
         torch.testing.assert_close(weights["onednn"][name], blas, atol=1e-4, rtol=1e-3, msg=name)
+
+
+@needs_onednn
+def test_the_torch_backend_embeds_the_same_on_either_kernel(tiny_model_dir):
+    from tunerflow.artifact import load_model
+    from tunerflow.inference.torch_backend import TorchBackend
+
+    backend = TorchBackend(load_model(tiny_model_dir))
+    texts = ["how do i learn python ?", "guitar", "what is the best way to learn the guitar fast"]
+    embedded = {}
+    for kernel in (LinearKernel.BLAS, LinearKernel.ONEDNN):
+        backend.linear_kernel = kernel
+        embedded[kernel] = backend.embed(texts)
+        assert backend.runtime()["linear_kernel"] == kernel.value
+    torch.testing.assert_close(
+        torch.from_numpy(embedded[LinearKernel.ONEDNN]),
+        torch.from_numpy(embedded[LinearKernel.BLAS]),
+        atol=1e-5,
+        rtol=1e-5,
+    )

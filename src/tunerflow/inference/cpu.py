@@ -28,7 +28,7 @@ class CpuFeatures:
             ``DEFAULT``, ``AVX2``, ``AVX512`` ...), None where it cannot say.
         model: the CPU's model name.
         vendor: its ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD`` ...): MKL's fastest kernels are
-            Intel's only (:mod:`tunerflow.modeling.cpu_linear`).
+            Intel's only (:mod:`tunerflow.inference.cpu_linear`).
     """
 
     flags: frozenset[str]

@@ -25,8 +25,8 @@ from tunerflow.errors import ArtifactError, ConfigError
 from tunerflow.evaluation import EvaluationSet, evaluate
 from tunerflow.export import save_artifact
 from tunerflow.inference.cpu import cpu_features
+from tunerflow.inference.cpu_linear import choose_linear_kernel
 from tunerflow.inference.torch_backend import TorchBackend, resolve_device
-from tunerflow.modeling.cpu_linear import choose_linear_kernel
 from tunerflow.modeling.loading import with_head
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.options import DType, LinearKernel, Precision, Sampler

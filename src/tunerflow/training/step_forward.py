@@ -21,7 +21,7 @@ import logging
 import torch
 from torch import nn
 
-from tunerflow.modeling.cpu_linear import linear_kernel
+from tunerflow.inference.cpu_linear import linear_kernel
 from tunerflow.modeling.embedding_model import EmbeddingModel
 from tunerflow.options import LinearKernel
 from tunerflow.training.state import Chunk
@@ -66,7 +66,7 @@ class StepForward(nn.Module):
 
     The module the loop calls once per step (under DDP with several ranks: one forward per
     backward, as DDP expects). It holds the model; its parameters are the model's. Its float32
-    linear layers run on ``kernel`` (:func:`~tunerflow.modeling.cpu_linear.linear_kernel`).
+    linear layers run on ``kernel`` (:func:`~tunerflow.inference.cpu_linear.linear_kernel`).
     """
 
     def __init__(self, model: EmbeddingModel, kernel: LinearKernel = LinearKernel.BLAS) -> None:

@@ -16,7 +16,7 @@ from tunerflow.data.store import Dataset
 from tunerflow.errors import DataError
 from tunerflow.inference.batching import tokenize
 from tunerflow.inference.cpu import cpu_features
-from tunerflow.modeling.cpu_linear import choose_linear_kernel
+from tunerflow.inference.cpu_linear import choose_linear_kernel
 from tunerflow.training.state import TrainSetup
 from tunerflow.training.step_forward import StepForward
 

@@ -94,6 +94,9 @@ class _OneDnnLinearMode(TorchFunctionMode):
             x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
             if x.dtype == weight.dtype == torch.float32 and x.device.type == "cpu" and x.dim() >= 1:
+                if not torch.is_grad_enabled():  # inference: no graph to record
+                    rows = _onednn_linear(x.reshape(-1, x.shape[-1]), weight, bias)
+                    return rows.view(*x.shape[:-1], weight.shape[0])
                 return _OneDnnLinear.apply(x, weight, bias)
         return func(*args, **kwargs)
 
