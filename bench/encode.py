@@ -17,6 +17,9 @@ run float32, and the backend refuses bf16 there).
 
     .venv/bin/python bench/encode.py                                  # every configuration
     .venv/bin/python bench/encode.py --configs st torch-fp32 --texts 2000 --repeats 3
+
+``NAME-per-request`` runs an in-process configuration in calls of ``--request-size`` texts, as a served
+request of that size reaches the backend: the served row over it is the serving overhead alone.
 """
 
 from __future__ import annotations
@@ -50,7 +53,10 @@ SERVED = {
     for name in IN_PROCESS
     if name != "st"
 }
-CONFIGS = {**IN_PROCESS, **SERVED}
+# The same backend in-process, called with --request-size texts at a time: what a served request of that
+# size costs the backend itself, so served / per-request is the serving overhead alone.
+PER_REQUEST = {f"{name}-per-request": {**IN_PROCESS[name], "per_request": True} for name in IN_PROCESS if name != "st"}
+CONFIGS = {**IN_PROCESS, **PER_REQUEST, **SERVED}
 
 
 def texts_and_eval(sample: int | None):
@@ -150,6 +156,12 @@ def run_one(name: str, args) -> dict:
         embed, flow, request_size = served_embedder(config, args.batch_size, args.request_size, Path(args.workdir))
     else:
         embed = local_embedder(config, args.batch_size)
+        if config.get("per_request"):
+            request_size, whole = args.request_size, embed
+
+            def embed(texts: list[str]) -> np.ndarray:
+                return np.concatenate([whole(texts[i : i + request_size]) for i in range(0, len(texts), request_size)])
+
     probe_only = config.get("dtype") == "bfloat16" and not bf16_hardware() and not args.force_bf16
     if probe_only:
         texts, repeats = texts[:500], 1
@@ -163,7 +175,7 @@ def run_one(name: str, args) -> dict:
             embed(texts)
             seconds.append(time.perf_counter() - started)
         full = None
-        if config["kind"] != "served" and not probe_only:
+        if config["kind"] != "served" and not probe_only and not config.get("per_request"):
             full = embed([q["text"] for q in queries] + [r["text"] for r in index])
         rss = tree_peak_rss_mib(flow.process.pid) if flow else peak_rss_mib()
     finally:
@@ -189,7 +201,7 @@ def main() -> None:
     parser.add_argument("--force-bf16", action="store_true", help="time bf16 fully even without bf16 hardware")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32, help="texts per pass; 0: the encoder's config.yml")
-    parser.add_argument("--request-size", type=int, default=512, help="documents per request (served)")
+    parser.add_argument("--request-size", type=int, default=512, help="documents per request (served, per-request)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "encode.jsonl")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
