@@ -51,11 +51,13 @@ def test_frozen_weights_get_no_gradient_and_autocast_is_left_alone():
             assert layer(inputs).dtype == torch.bfloat16  # autocast's own bf16 path, untouched
 
 
-def test_auto_picks_onednn_on_cpus_not_made_by_intel():
+def test_auto_picks_onednn_on_amd_cpus_only():
     onednn = LinearKernel.ONEDNN if onednn_linear_works() else LinearKernel.BLAS
     assert choose_linear_kernel("auto", AMD, CPU) is onednn
     assert choose_linear_kernel("auto", INTEL, CPU) is LinearKernel.BLAS
     assert choose_linear_kernel("auto", CpuFeatures(frozenset()), CPU) is LinearKernel.BLAS  # vendor unknown
+    other = CpuFeatures(frozenset(), None, "z15", "IBM/S390")
+    assert choose_linear_kernel("auto", other, CPU) is LinearKernel.BLAS  # not an x86 CPU MKL was measured slow on
     assert choose_linear_kernel("blas", AMD, CPU) is LinearKernel.BLAS  # the user's setting wins
     assert choose_linear_kernel("onednn", INTEL, CPU) is onednn
     assert choose_linear_kernel("onednn", AMD, torch.device("cuda", 0)) is LinearKernel.BLAS  # a GPU: its own
@@ -103,3 +105,33 @@ def test_the_torch_backend_embeds_the_same_on_either_kernel(tiny_model_dir):
         atol=1e-5,
         rtol=1e-5,
     )
+
+
+@needs_onednn
+def test_calls_onednn_does_not_take_go_to_torch_as_they_are():
+    import torch.nn.functional as F
+
+    x, weight = torch.randn(3, 4), torch.randn(2, 4)
+    with linear_kernel(LinearKernel.ONEDNN):
+        by_keyword = F.linear(input=x, weight=weight)  # keywords, as F.linear's own names
+        in_double = F.linear(x.double(), weight.double())  # not float32: torch's own
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast entered inside the block
+            autocast = F.linear(x, weight)
+    torch.testing.assert_close(by_keyword, x @ weight.T, atol=1e-5, rtol=1e-5)
+    assert in_double.dtype == torch.float64 and autocast.dtype == torch.bfloat16
+
+
+def test_a_roberta_takes_its_looked_up_vectors():
+    from transformers import RobertaConfig, RobertaModel
+
+    from tunerflow.modeling.embedding_model import EmbeddingModel
+    from tunerflow.options import Pooling
+    from tunerflow.training.step_forward import StepForward
+
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=120, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=40, pad_token_id=1,
+    )  # fmt: skip
+    model = EmbeddingModel(RobertaModel(config, add_pooling_layer=False), Pooling.MEAN)
+    assert StepForward(model).one_lookup  # its padding id moves positions on the ids path only: the probe avoids it

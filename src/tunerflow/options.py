@@ -124,7 +124,7 @@ class Precision(str, Enum):
 class LinearKernel(str, Enum):
     """What multiplies float32 linear layers on the CPU: torch's BLAS (MKL in its CPU wheels) or oneDNN."""
 
-    AUTO = "auto"  # oneDNN on x86 CPUs not made by Intel, where MKL takes its slow path
+    AUTO = "auto"  # oneDNN on AMD x86 CPUs, where MKL takes its slow path
     BLAS = "blas"
     ONEDNN = "onednn"
 

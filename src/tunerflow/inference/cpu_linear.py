@@ -8,8 +8,8 @@ through oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op torch's own compi
 linear layer on the CPU) for the length of a ``with`` block, forward and backward: the same
 float32 arithmetic, to rounding.
 
-``auto`` picks oneDNN on x86 CPUs not made by Intel when the op is there and agrees with
-``F.linear`` on a probe; MKL (torch's default) on Intel CPUs, elsewhere, and under autocast
+``auto`` picks oneDNN on AMD (and Hygon) x86 CPUs when the op is there and agrees with
+``F.linear`` on a probe; MKL (torch's default) on Intel CPUs, everywhere else, and under autocast
 (bf16 and fp16 already run on oneDNN).
 """
 
@@ -27,6 +27,9 @@ from tunerflow.inference.cpu import CpuFeatures, cpu_features
 from tunerflow.options import LinearKernel, parse_enum
 
 log = logging.getLogger(__name__)
+
+# x86 CPUs on which MKL runs its generic kernels (measured on AMD EPYC Zen 5; Hygon's are AMD Zen cores).
+MKL_SLOW_VENDORS = ("AuthenticAMD", "HygonGenuine")
 
 
 def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -55,7 +58,7 @@ def choose_linear_kernel(setting: str | LinearKernel, features: CpuFeatures, dev
     if device.type != "cpu":
         return LinearKernel.BLAS
     if kernel == LinearKernel.AUTO:
-        kernel = LinearKernel.ONEDNN if features.vendor not in ("GenuineIntel", "unknown") else LinearKernel.BLAS
+        kernel = LinearKernel.ONEDNN if features.vendor in MKL_SLOW_VENDORS else LinearKernel.BLAS
     if kernel == LinearKernel.ONEDNN and not onednn_linear_works():
         log.warning("linear_kernel onednn: this torch has no working oneDNN linear op; using its BLAS")
         return LinearKernel.BLAS
@@ -85,26 +88,43 @@ class _OneDnnLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
+def _takes(input=None, weight=None, bias=None) -> bool:  # noqa: A002 (F.linear's own names)
+    """Whether a call of ``F.linear`` is one oneDNN's op takes as it is: dense float32 on the CPU, outside autocast."""
+    tensors = [t for t in (input, weight, bias) if t is not None]
+    return (
+        isinstance(input, torch.Tensor)
+        and isinstance(weight, torch.Tensor)
+        and (bias is None or isinstance(bias, torch.Tensor))
+        and all(t.dtype == torch.float32 and t.device.type == "cpu" and t.layout == torch.strided for t in tensors)
+        and input.dim() >= 1
+        and weight.dim() == 2
+        and (bias is None or bias.dim() == 1)
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
 class _OneDnnLinearMode(TorchFunctionMode):
-    """Sends float32 CPU calls of ``F.linear`` to :class:`_OneDnnLinear`; every other call as it was."""
+    """Sends dense float32 CPU calls of ``F.linear`` outside autocast to :class:`_OneDnnLinear` (checked at
+    every call); every other call as it was."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is F.linear:
-            x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
+        if func is F.linear and _takes(*args, **kwargs):
+            x = args[0] if args else kwargs["input"]
+            weight = args[1] if len(args) > 1 else kwargs["weight"]
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if x.dtype == weight.dtype == torch.float32 and x.device.type == "cpu" and x.dim() >= 1:
-                if not torch.is_grad_enabled():  # inference: no graph to record
-                    rows = _onednn_linear(x.reshape(-1, x.shape[-1]), weight, bias)
-                    return rows.view(*x.shape[:-1], weight.shape[0])
-                return _OneDnnLinear.apply(x, weight, bias)
+            if not torch.is_grad_enabled():  # inference: no graph to record
+                rows = _onednn_linear(x.reshape(-1, x.shape[-1]), weight, bias)
+                return rows.view(*x.shape[:-1], weight.shape[0])
+            return _OneDnnLinear.apply(x, weight, bias)
         return func(*args, **kwargs)
 
 
 def linear_kernel(kernel: LinearKernel) -> AbstractContextManager:
     """A ``with`` block in which float32 linear layers run on ``kernel`` (oneDNN, or torch's BLAS as always).
 
-    Under autocast the block changes nothing: the autocast dtypes already run on oneDNN.
+    Calls under autocast are left to it (its dtypes already run on oneDNN), also when autocast is entered
+    inside the block.
     """
     if kernel != LinearKernel.ONEDNN or torch.is_autocast_enabled("cpu"):
         return nullcontext()

@@ -10,7 +10,7 @@ from tunerflow.format import ArtifactConfig
 from tunerflow.inference.base import DEFAULT_MAX_TOKENS, InferenceBackend
 from tunerflow.inference.cpu_linear import default_linear_kernel, linear_kernel
 from tunerflow.modeling.loading import LoadedModel
-from tunerflow.options import DType, parse_enum
+from tunerflow.options import DType, LinearKernel, parse_enum
 
 
 def resolve_device(device: str) -> torch.device:
@@ -49,6 +49,7 @@ class TorchBackend(InferenceBackend):
         threads: int | None = None,
         artifact: ArtifactConfig | None = None,
         max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        linear_kernel: LinearKernel | None = None,
     ) -> None:
         super().__init__(loaded.tokenizer, loaded.spec, loaded.architecture, batch_size, artifact, max_tokens)
         self.device = resolve_device(device)
@@ -56,7 +57,8 @@ class TorchBackend(InferenceBackend):
         if threads:
             torch.set_num_threads(int(threads))
         self.model = loaded.model.to(self.device).eval()
-        self.linear_kernel = default_linear_kernel(self.device)  # float32 linear layers: oneDNN or torch's BLAS
+        # float32 linear layers: oneDNN or torch's BLAS (None: auto's choice for this CPU)
+        self.linear_kernel = linear_kernel or default_linear_kernel(self.device)
 
     def runtime(self) -> dict:
         return {

@@ -351,7 +351,13 @@ def build_selection(run: RunContext, setup: TrainSetup, loaded: LoadedModel) -> 
     embedder = None
     if eval_set is not None:
         dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
-        embedder = TorchBackend(loaded, device=str(setup.device), dtype=dtype, batch_size=recipe.eval_batch_size)
+        embedder = TorchBackend(
+            loaded,
+            device=str(setup.device),
+            dtype=dtype,
+            batch_size=recipe.eval_batch_size,
+            linear_kernel=choose_linear_kernel(recipe.linear_kernel, cpu_features(), setup.device),
+        )
 
     def current_metrics() -> dict:
         setup.model.eval()  # the loop puts it back in training mode at the next epoch

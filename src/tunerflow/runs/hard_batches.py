@@ -20,7 +20,9 @@ import numpy as np
 from tunerflow.artifact import LoadedModel
 from tunerflow.data.sampler import label_neighbours
 from tunerflow.data.store import Dataset
-from tunerflow.inference.torch_backend import TorchBackend
+from tunerflow.inference.cpu import cpu_features
+from tunerflow.inference.cpu_linear import choose_linear_kernel
+from tunerflow.inference.torch_backend import TorchBackend, resolve_device
 from tunerflow.options import DType
 from tunerflow.training.distributed import World
 from tunerflow.training.recipe import Recipe
@@ -86,7 +88,11 @@ def _compute(
     chosen = np.concatenate([order[start : start + TEXTS_PER_LABEL] for start in starts])
     if embed is None:
         dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
-        backend = TorchBackend(loaded, device=recipe.device, dtype=dtype, batch_size=recipe.eval_batch_size)
+        device = resolve_device(recipe.device)
+        kernel = choose_linear_kernel(recipe.linear_kernel, cpu_features(), device)
+        backend = TorchBackend(
+            loaded, device=recipe.device, dtype=dtype, batch_size=recipe.eval_batch_size, linear_kernel=kernel
+        )
         embed = backend.embed
         loaded.model.eval()
     vectors = np.asarray(embed([record.text for record in dataset.read(chosen)]), dtype=np.float32)

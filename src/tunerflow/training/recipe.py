@@ -179,7 +179,7 @@ class Recipe:
     device: str = option("where to train: cpu, cuda or cuda:N", check=_device)
     precision: Precision = option("training precision; fp16 needs CUDA")
     linear_kernel: LinearKernel = option(
-        "float32 linear layers on the CPU: blas (torch's MKL), onednn, or auto (onednn on non-Intel x86)"
+        "float32 linear layers on the CPU: blas (torch's MKL), onednn, or auto (onednn on AMD x86 CPUs)"
     )
     devices: int = option(
         "training processes on this machine, data-parallel: one per GPU with device cuda, gloo processes with "

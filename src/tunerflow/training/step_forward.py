@@ -7,7 +7,7 @@ per chunk in the backward pass: zero-filled, then added into ``.grad``, once
 for every chunk. Here the token vectors of all chunks come from *one* lookup,
 so that happens once per step (bench/RESULTS.md, "Training on Zen 5"); the
 chunks then go through the backbone as ``inputs_embeds``. Same arithmetic,
-same gradients.
+the same gradients up to rounding (the table's is summed in another order).
 
 A backbone whose embeddings from ``inputs_embeds`` differ from those from
 ``input_ids`` (one that scales or offsets the looked-up vectors only on the ids
@@ -41,8 +41,11 @@ def takes_token_vectors(model: EmbeddingModel) -> bool:
     if not isinstance(table, nn.Embedding):
         return False
     device = table.weight.device
-    count = min(int(table.num_embeddings), 100)
-    ids = (torch.arange(8, device=device).reshape(2, 4) * 7 + 1) % count
+    special = {getattr(model.backbone.config, name, None) for name in ("pad_token_id", "bos_token_id", "eos_token_id")}
+    usable = [i for i in range(min(int(table.num_embeddings), 200)) if i not in special]
+    if len(usable) < 8:
+        return False
+    ids = torch.tensor(usable[-8:], device=device).reshape(2, 4)  # no padding id: RoBERTa places those apart
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], device=device)
     was_training = model.training
     model.eval()
@@ -50,7 +53,7 @@ def takes_token_vectors(model: EmbeddingModel) -> bool:
         with torch.no_grad():
             from_ids = model(ids, mask)
             from_vectors = model(ids, mask, inputs_embeds=table(ids))
-    except (TypeError, ValueError) as error:  # a backbone without inputs_embeds
+    except Exception as error:  # a backbone without inputs_embeds, or one that fails on it: the old lookup
         log.info("training: the model takes no token vectors (%s); one lookup per length chunk", error)
         return False
     finally:
@@ -81,8 +84,9 @@ class StepForward(nn.Module):
 
     def _embed(self, chunks: list[Chunk], share: int) -> torch.Tensor:
         model = self.model
-        device = chunks[0][1].device if chunks else torch.device("cpu")
-        local = torch.empty((share, model.dimension), device=device)
+        if not chunks:
+            raise ValueError(f"a step's share of {share} texts came without length chunks")
+        local = torch.empty((share, model.dimension), device=chunks[0][1].device)
         vectors: list[torch.Tensor | None] = [None] * len(chunks)
         if self.one_lookup and len(chunks) > 1:
             table = model.backbone.get_input_embeddings()
