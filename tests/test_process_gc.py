@@ -26,7 +26,8 @@ def unfrozen():
 def test_objects_alive_at_the_call_are_frozen_and_new_cycles_are_still_collected(unfrozen):
     before = [_Node() for _ in range(100)]
     frozen = freeze_startup_heap()
-    assert frozen >= len(before) and gc.get_freeze_count() == frozen
+    # other threads of this process may free frozen objects meanwhile (reference counting): the count only falls
+    assert frozen >= len(before) and 0 < gc.get_freeze_count() <= frozen
     tracked = {id(obj) for obj in gc.get_objects()}  # the collector's generations; the frozen are not in any
     assert not any(id(node) in tracked for node in before)
 
