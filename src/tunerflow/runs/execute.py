@@ -43,7 +43,7 @@ from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.selection import Selection
 from tunerflow.training.state import StopReason, TrainSetup, TrainState
-from tunerflow.training.step_forward import StepForward
+from tunerflow.training.step_forward import StepForward, step_forward_of
 from tunerflow.training.validation import ValidationLoss, validation_batches
 from tunerflow.training.weights import interpolate_weights, weights_copy
 
@@ -356,7 +356,7 @@ def build_selection(run: RunContext, setup: TrainSetup, loaded: LoadedModel) -> 
             device=str(setup.device),
             dtype=dtype,
             batch_size=recipe.eval_batch_size,
-            linear_kernel=choose_linear_kernel(recipe.linear_kernel, cpu_features(), setup.device),
+            linear_kernel=step_forward_of(setup).kernel,  # the kernel the training step chose
         )
 
     def current_metrics() -> dict:

@@ -100,3 +100,12 @@ class StepForward(nn.Module):
             embeddings = model(input_ids, attention_mask, inputs_embeds=chunk_vectors)
             local = local.index_copy(0, rows, embeddings.float())  # the loss works in fp32
         return local
+
+
+def step_forward_of(setup) -> StepForward:
+    """``setup``'s :class:`StepForward` without DDP's wrapper (for rank 0's validation and evaluation, which
+    must not sync with the other ranks); the loop's own default where the setup has none."""
+    forward = setup.forward
+    if forward is None:
+        return StepForward(setup.model)
+    return getattr(forward, "module", forward)

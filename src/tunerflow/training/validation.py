@@ -15,10 +15,8 @@ from tunerflow.data.sampler import LabelBalancedBatches
 from tunerflow.data.store import Dataset
 from tunerflow.errors import DataError
 from tunerflow.inference.batching import tokenize
-from tunerflow.inference.cpu import cpu_features
-from tunerflow.inference.cpu_linear import choose_linear_kernel
 from tunerflow.training.state import TrainSetup
-from tunerflow.training.step_forward import StepForward
+from tunerflow.training.step_forward import step_forward_of
 
 
 def validation_batches(setup: TrainSetup, labels: np.ndarray, keep: np.ndarray | None = None) -> list[np.ndarray]:
@@ -39,8 +37,7 @@ class ValidationLoss:
         self.labels = dataset.labels()
         self.batches = validation_batches(setup, self.labels, keep)
         self._token_ids: dict[int, np.ndarray] = {}
-        kernel = choose_linear_kernel(setup.recipe.linear_kernel, cpu_features(), setup.device)
-        self.forward = StepForward(setup.model, kernel)  # the model itself, never DDP's: only rank 0 validates
+        self.forward = step_forward_of(setup)  # the training step's, never DDP's: only rank 0 validates
 
     def _ids(self, positions: np.ndarray) -> list[np.ndarray]:
         missing = [int(p) for p in positions if int(p) not in self._token_ids]
