@@ -135,3 +135,24 @@ def test_a_roberta_takes_its_looked_up_vectors():
     )  # fmt: skip
     model = EmbeddingModel(RobertaModel(config, add_pooling_layer=False), Pooling.MEAN)
     assert StepForward(model).one_lookup  # its padding id moves positions on the ids path only: the probe avoids it
+
+
+@needs_onednn
+def test_linear_layers_in_the_block_run_on_onednn_and_others_do_not(monkeypatch):
+    import tunerflow.inference.cpu_linear as cpu_linear
+
+    calls = []
+    onednn = cpu_linear._onednn_linear
+    monkeypatch.setattr(cpu_linear, "_onednn_linear", lambda *args: calls.append(1) or onednn(*args))
+    layer, x = torch.nn.Linear(4, 3), torch.randn(2, 4, requires_grad=True)
+    with linear_kernel(LinearKernel.ONEDNN):
+        output = layer(x)
+    assert len(calls) == 1  # the forward
+    output.sum().backward()
+    assert len(calls) == 3  # and the two gradients' products
+    with torch.no_grad(), linear_kernel(LinearKernel.ONEDNN):
+        layer(x)
+    assert len(calls) == 4  # inference too
+    with linear_kernel(LinearKernel.BLAS):
+        layer(x)
+    assert len(calls) == 4

@@ -88,10 +88,11 @@ class _OneDnnLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def _takes(input=None, weight=None, bias=None) -> bool:  # noqa: A002 (F.linear's own names)
-    """Whether a call of ``F.linear`` is one oneDNN's op takes as it is: dense float32 on the CPU, outside autocast."""
+def _operands(input=None, weight=None, bias=None) -> tuple | None:  # noqa: A002 (F.linear's own names)
+    """A call of ``F.linear``'s ``(input, weight, bias)`` when oneDNN's op takes them as they are (dense float32
+    on the CPU, outside autocast); None otherwise."""
     tensors = [t for t in (input, weight, bias) if t is not None]
-    return (
+    takes = (
         isinstance(input, torch.Tensor)
         and isinstance(weight, torch.Tensor)
         and (bias is None or isinstance(bias, torch.Tensor))
@@ -101,6 +102,7 @@ def _takes(input=None, weight=None, bias=None) -> bool:  # noqa: A002 (F.linear'
         and (bias is None or bias.dim() == 1)
         and not torch.is_autocast_enabled("cpu")
     )
+    return (input, weight, bias) if takes else None
 
 
 class _OneDnnLinearMode(TorchFunctionMode):
@@ -109,14 +111,9 @@ class _OneDnnLinearMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is F.linear and _takes(*args, **kwargs):
-            x = args[0] if args else kwargs["input"]
-            weight = args[1] if len(args) > 1 else kwargs["weight"]
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if not torch.is_grad_enabled():  # inference: no graph to record
-                rows = _onednn_linear(x.reshape(-1, x.shape[-1]), weight, bias)
-                return rows.view(*x.shape[:-1], weight.shape[0])
-            return _OneDnnLinear.apply(x, weight, bias)
+        operands = _operands(*args, **kwargs) if func is F.linear else None
+        if operands is not None:
+            return _OneDnnLinear.apply(*operands)  # without grad (inference) it records no graph
         return func(*args, **kwargs)
 
 
