@@ -126,7 +126,7 @@ def encoder_batching(batch_size: int | None) -> dict:
     return {"batch_size": batch_size} if batch_size else {}
 
 
-def served_embedder(config: dict, batch_size: int, request_size: int, workdir: Path):
+def served_embedder(config: dict, batch_size: int, request_size: int, workdir: Path, in_flight: int | None = None):
     from tunerflow.client.flow_process import FlowProcess, free_port
 
     grpc_port, http_port = free_port(), free_port()
@@ -143,7 +143,7 @@ def served_embedder(config: dict, batch_size: int, request_size: int, workdir: P
     connection = Connection(f"{config['protocol']}://127.0.0.1:{port}", flow.api_key)  # the product's client
 
     def embed(texts: list[str]) -> np.ndarray:
-        return connection.encode(texts, batch_size=request_size)
+        return connection.encode(texts, batch_size=request_size, in_flight=in_flight)
 
     return embed, flow, request_size
 
@@ -153,7 +153,9 @@ def run_one(name: str, args) -> dict:
     texts, queries, index = texts_and_eval(args.texts)
     flow = request_size = None
     if config["kind"] == "served":
-        embed, flow, request_size = served_embedder(config, args.batch_size, args.request_size, Path(args.workdir))
+        embed, flow, request_size = served_embedder(
+            config, args.batch_size, args.request_size, Path(args.workdir), args.in_flight
+        )
     else:
         embed = local_embedder(config, args.batch_size)
         if config.get("per_request"):
@@ -186,6 +188,10 @@ def run_one(name: str, args) -> dict:
         result["note"] = "no bf16 hardware on this CPU (PyTorch emulates bf16): one short pass only"
     if request_size is not None:
         result["request_size"] = request_size
+    if config["kind"] == "served":
+        from tunerflow.client.connection import default_in_flight
+
+        result["in_flight"] = args.in_flight or default_in_flight()
     result["peak_rss_mib"] = rss
     if full is not None:
         result.update(quality(np.asarray(full), queries, index))
@@ -202,6 +208,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32, help="texts per pass; 0: the encoder's config.yml")
     parser.add_argument("--request-size", type=int, default=512, help="documents per request (served, per-request)")
+    parser.add_argument(
+        "--in-flight", type=int, default=None, help="served: requests on their way at a time (default: the client's)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "encode.jsonl")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -220,6 +229,8 @@ def main() -> None:
     common_args += ["--request-size", str(args.request_size), "--workdir", str(workdir), "--texts", str(args.texts)]
     if args.force_bf16:
         common_args.append("--force-bf16")
+    if args.in_flight:
+        common_args += ["--in-flight", str(args.in_flight)]
     names = []
     for name in args.configs:
         reason = unavailable(CONFIGS[name])

@@ -124,3 +124,21 @@ def test_concurrent_small_requests_are_batched_and_each_gets_its_own_embeddings(
         assert [d.id for d in answer] == [f"{index}-{i}" for i in range(len(texts))]
         expected = model.embed(texts, normalize=NORMALIZE[index % 3].get("normalize"))
         np.testing.assert_allclose(np.stack([np.asarray(d.embedding) for d in answer]), expected, atol=1e-5)
+
+
+def test_client_encode_streams_requests_in_flight_and_restores_order(tiny_model_dir, tmp_path):
+    """Connection.encode with several requests on their way at a time (one gRPC stream capped by prefetch,
+    HTTP in threads): every text's own embedding, in order, whatever the cap."""
+    from tests.flows import WRITE_KEY
+    from tunerflow.api import get_model
+    from tunerflow.client.connection import Connection
+
+    texts = [f"text number {i} " + "word " * (i % 7) for i in range(23)]
+    expected = get_model(tiny_model_dir).embed(texts)
+    flow, grpc_port, http_port = flow_from_yaml("serve.yml", tmp_path, {"encoder": {"model": str(tiny_model_dir)}})
+    with flow:
+        for host in (f"grpc://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}"):
+            connection = Connection(host, WRITE_KEY)
+            for in_flight in (1, 3):
+                embeddings = connection.encode(texts, batch_size=4, in_flight=in_flight)
+                np.testing.assert_allclose(embeddings, expected, atol=1e-5, err_msg=f"{host} in_flight={in_flight}")

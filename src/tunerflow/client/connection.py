@@ -14,6 +14,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,10 @@ def default_host() -> str:
 
 def default_chunk_size() -> int:
     return int(section("client").get("chunk_size", 512))
+
+
+def default_in_flight() -> int:
+    return int(section("client").get("in_flight", 2))
 
 
 class Connection:
@@ -113,29 +118,28 @@ class Connection:
                 progress(len(batch))
         return last
 
-    def encode(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 256, in_flight: int | None = None) -> np.ndarray:
         """Embeddings of ``texts`` from the Flow's encoder, in order, in requests of ``batch_size``.
 
-        Over gRPC the embeddings are read from the answers' protobuf (:func:`embeddings_from_response`),
-        not through docarray documents.
+        ``in_flight`` requests (default: config.yml's ``client.in_flight``) are on their way at a time: while
+        the encoder computes one, the next is serialised, sent and parsed, so that this work does not stop
+        the model. Over gRPC the embeddings are read from the answers' protobuf
+        (:func:`embeddings_from_response`), not through docarray documents.
         """
         texts = list(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
         size = max_request_docs(self.host, batch_size)
-        blocks = [self._encode_part(texts[start : start + size]) for start in range(0, len(texts), size)]
-        return np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
-
-    def _encode_part(self, texts: list[str]) -> np.ndarray:
+        in_flight = max(1, int(in_flight or default_in_flight()))
         if self.http:
-            body = self._http("/encode", [{"id": str(i), "text": t} for i, t in enumerate(texts)], {})
-            by_id = {doc["id"]: doc["embedding"] for doc in body["data"]}
-            return np.asarray([by_id[str(i)] for i in range(len(texts))], dtype=np.float32)
+            return self._encode_http(texts, size, in_flight)
         from docarray import DocList
 
         from tunerflow.serving.documents import LabeledText
 
         docs = DocList[LabeledText]([LabeledText(id=str(i), text=t) for i, t in enumerate(texts)])
         output, answered = None, np.zeros(len(texts), dtype=bool)
-        for response in self._post("/encode", docs, {}, "encoder"):
+        for response in self._post("/encode", docs, {}, "encoder", request_size=size, prefetch=in_flight):
             ids, block = embeddings_from_response(response)
             if len(ids) and output is None:
                 output = np.empty((len(texts), block.shape[1]), dtype=np.float32)
@@ -146,7 +150,30 @@ class Connection:
             raise RemoteError(f"the encoder answered {int(answered.sum())} of {len(texts)} documents")
         return output
 
-    def _post(self, endpoint: str, docs, parameters: dict, target: str, return_docs: bool = False, doc_type=None):
+    def _encode_http(self, texts: list[str], size: int, in_flight: int) -> np.ndarray:
+        def part(start: int) -> np.ndarray:
+            block = texts[start : start + size]
+            body = self._http("/encode", [{"id": str(i), "text": t} for i, t in enumerate(block)], {})
+            by_id = {doc["id"]: doc["embedding"] for doc in body["data"]}
+            return np.asarray([by_id[str(i)] for i in range(len(block))], dtype=np.float32)
+
+        starts = range(0, len(texts), size)
+        if in_flight == 1 or len(starts) == 1:
+            return np.concatenate([part(start) for start in starts])
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="tunerflow-encode-http") as pool:
+            return np.concatenate(list(pool.map(part, starts)))
+
+    def _post(
+        self,
+        endpoint: str,
+        docs,
+        parameters: dict,
+        target: str,
+        return_docs: bool = False,
+        doc_type=None,
+        request_size: int | None = None,
+        prefetch: int | None = None,
+    ):
         from docarray import DocList
         from jina.excepts import BadServer, BadServerFlow
 
@@ -160,7 +187,8 @@ class Connection:
                 return_responses=not return_docs,
                 return_type=DocList[doc_type or LabeledText],
                 target_executor=f"{target}$",
-                request_size=max(len(docs), 1),
+                request_size=request_size or max(len(docs), 1),
+                prefetch=prefetch,
                 metadata=self.metadata,
             )
         except BadServer as error:

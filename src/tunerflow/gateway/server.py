@@ -18,10 +18,13 @@ from jina.serve.runtimes.gateway.gateway import BaseGateway
 from jina.serve.runtimes.servers.composite import CompositeBaseServer
 
 from tunerflow.errors import ConfigError
+from tunerflow.gateway import prefetch_wait
 from tunerflow.gateway.grpc_side import GuardedGRPCServer
 from tunerflow.gateway.guard import Guard
 from tunerflow.gateway.rest import RestServer
 from tunerflow.process_gc import freeze_startup_heap
+
+prefetch_wait.install()  # a client's prefetch cap: the gateway sleeps for a free slot, it does not spin
 
 SERVERS = {ProtocolType.GRPC: GuardedGRPCServer, ProtocolType.HTTP: RestServer}
 
