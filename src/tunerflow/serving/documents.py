@@ -9,6 +9,7 @@ from docarray.documents import TextDoc
 from pydantic import validator
 
 from tunerflow.errors import DataError
+from tunerflow.serving.doc_proto import fast_from_protobuf, fast_to_protobuf
 
 LABEL_TAG = "finetuner_label"
 
@@ -32,6 +33,17 @@ class LabeledText(TextDoc):
     def resolved_label(self) -> Optional[str]:
         """``label``, else ``tags['finetuner_label']``, as a string (None if neither)."""
         return resolve_label(self.label, self.tags)
+
+    def to_protobuf(self):  # noqa: ANN201 (docarray's DocProto)
+        """docarray's message for this document; the common shapes skip its per-field dispatch (doc_proto.py)."""
+        message = fast_to_protobuf(self.__dict__)
+        return message if message is not None else super().to_protobuf()
+
+    @classmethod
+    def from_protobuf(cls, pb_msg):  # noqa: ANN001, ANN206 (docarray's DocProto)
+        """The document docarray would rebuild from ``pb_msg``; the common shapes skip re-validation (doc_proto.py)."""
+        doc = fast_from_protobuf(cls, pb_msg)
+        return doc if doc is not None else super().from_protobuf(pb_msg)
 
 
 def label_text(value: Any) -> str:
