@@ -88,6 +88,14 @@ CANDIDATES.update(
         "data-aware-onednn": {"data_aware": True, "linear_kernel": "onednn"},  # issue 14: oneDNN linear layers
     }
 )
+for _kernel in ("torch", "bits"):  # issue 14: dropout masks from torch's bernoulli_ or from 16-bit words, 4 seeds
+    CANDIDATES[f"data-aware-dropout-{_kernel}"] = {"data_aware": True, "dropout_kernel": _kernel}
+    for _seed in (1, 2, 3):
+        CANDIDATES[f"data-aware-dropout-{_kernel}-seed{_seed}"] = {
+            "data_aware": True,
+            "dropout_kernel": _kernel,
+            "seed": _seed,
+        }
 # Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).
 MS = CANDIDATES["ms-1e-4"]
 for _m in (8, 16, 32):

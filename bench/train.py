@@ -76,9 +76,11 @@ def run_tunerflow(args) -> dict:
         overrides.update(TRIPLET)
     if args.optimizer_options is not None:
         overrides["optimizer_options"] = {**section("recipe")["optimizer_options"], **args.optimizer_options}
+    overrides.update(args.recipe or {})
     recipe = Recipe.from_options(section("recipe"), overrides)
     torch.manual_seed(0)
     setup = build_setup(recipe, store, load_model(recipe.model, max_length=recipe.max_length))
+    chosen = {"forward_chunk": recipe.forward_chunk, "dropout_kernel": setup.forward.dropout.value}
     state = TrainState(steps_per_epoch=[len(setup.sampler.epoch(0))])
     stamps, sizes = [], []
 
@@ -96,7 +98,7 @@ def run_tunerflow(args) -> dict:
     phases = StepPhases(setup) if args.profile else None
     train(setup, state, [Clock()])
     loss = f"{recipe.loss} + {recipe.miner}"
-    return {"side": args.one, "loss": loss, "forward_chunk": recipe.forward_chunk, **_common(args)} | {
+    return {"side": args.one, "loss": loss, **chosen, "recipe": args.recipe or {}, **_common(args)} | {
         **step_rates(stamps, sizes, args.warmup),
         "optimizer_fused": bool(setup.optimizer.defaults.get("fused")),
         **({"phases_ms": phases.summary(stamps, args.warmup)} if phases else {}),
@@ -259,6 +261,12 @@ def main() -> None:
     parser.add_argument(
         "--optimizer-options", type=json.loads, default=None, help="tunerflow: JSON, e.g. '{\"fused\": false}'"
     )
+    parser.add_argument(
+        "--recipe",
+        type=json.loads,
+        default=None,
+        help='tunerflow: recipe options, JSON: \'{"dropout_kernel": "torch"}\'',
+    )
     parser.add_argument("--profile", action="store_true", help="tunerflow: where each step's time goes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "train.jsonl")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -275,6 +283,8 @@ def main() -> None:
         passed += ["--forward-chunk", str(args.forward_chunk)]
     if args.optimizer_options is not None:
         passed += ["--optimizer-options", json.dumps(args.optimizer_options)]
+    if args.recipe is not None:
+        passed += ["--recipe", json.dumps(args.recipe)]
     if args.profile:
         passed += ["--profile"]
     run_all(Path(__file__), args.sides, "sentence-transformers", passed, args.out, info)

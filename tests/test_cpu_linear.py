@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from tests.training_helpers import toy_manager, toy_options
+from tests.training_helpers import trained_weights
 from tunerflow.inference.cpu import CpuFeatures, parse_cpuinfo_vendor
 from tunerflow.inference.cpu_linear import choose_linear_kernel, linear_kernel, onednn_linear_works
 from tunerflow.options import LinearKernel
@@ -72,16 +71,7 @@ def test_cpuinfo_gives_the_vendor():
 
 @needs_onednn
 def test_a_run_on_onednn_trains_the_weights_a_blas_run_trains(tmp_path, tiny_model_dir):
-    weights = {}
-    for kernel in ("blas", "onednn"):
-        manager = toy_manager(tmp_path / kernel, start_worker=False)
-        try:
-            started = manager.start(toy_options(tiny_model_dir, epochs=2, run_name="r", linear_kernel=kernel))
-            record = manager.run_now(started.run_name)
-        finally:
-            manager.close()
-        assert record.status.value == "FINISHED", record.details
-        weights[kernel] = load_file(f"{record.artifact}/model.safetensors")
+    weights = {k: trained_weights(tmp_path / k, tiny_model_dir, epochs=2, linear_kernel=k) for k in ("blas", "onednn")}
     assert weights["blas"].keys() == weights["onednn"].keys()
     for name, blas in weights["blas"].items():
         torch.testing.assert_close(weights["onednn"][name], blas, atol=1e-4, rtol=1e-3, msg=name)

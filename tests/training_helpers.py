@@ -54,6 +54,20 @@ def toy_options(model_dir: Path, **overrides) -> dict:
     return options
 
 
+def trained_weights(home: Path, model_dir: Path, **overrides) -> dict:
+    """The weights a toy run with ``overrides`` published (a run of its own under ``home``, run at once)."""
+    from safetensors.torch import load_file
+
+    manager = toy_manager(home, start_worker=False)
+    try:
+        started = manager.start(toy_options(model_dir, run_name="r", **overrides))
+        record = manager.run_now(started.run_name)
+    finally:
+        manager.close()
+    assert record.status.value == "FINISHED", record.details
+    return load_file(f"{record.artifact}/model.safetensors")
+
+
 def toy_setup(manager: RunManager, model_dir: Path, **overrides) -> tuple[TrainSetup, TrainState]:
     """The loop's setup and a fresh state for the toy task, seeded as a run seeds them."""
     import torch

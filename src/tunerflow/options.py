@@ -129,6 +129,14 @@ class LinearKernel(str, Enum):
     ONEDNN = "onednn"
 
 
+class DropoutKernel(str, Enum):
+    """What draws dropout masks while training on the CPU: torch's ``bernoulli_``, or 16-bit random words."""
+
+    AUTO = "auto"  # bits on the CPU, torch's on a GPU
+    TORCH = "torch"
+    BITS = "bits"
+
+
 class PublishPolicy(str, Enum):
     """When a finished run's artifact is served (``artifacts/LATEST`` rewritten).
 

@@ -38,6 +38,7 @@ from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
 from tunerflow.training.components import build_loss, build_loss_optimizer, build_miner, build_optimizer
+from tunerflow.training.cpu_dropout import choose_dropout_kernel
 from tunerflow.training.distributed import current_world, launched, wrap_model
 from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
@@ -194,7 +195,8 @@ def build_setup(
             recipe.linear_kernel.value,
             cpu_features().vendor,
         )
-    forward = wrap_model(StepForward(model, kernel), world, device)  # one lookup of token vectors per step
+    dropout = choose_dropout_kernel(recipe.dropout_kernel, device)
+    forward = wrap_model(StepForward(model, kernel, dropout), world, device)  # one lookup of token vectors per step
     if world.rank > 0:
         torch.manual_seed(recipe.seed + world.rank)  # its own dropout; the weights are rank 0's (DDP broadcast them)
     return TrainSetup(

@@ -21,6 +21,7 @@ from tunerflow.evaluation.metrics import METRIC_NAMES, METRIC_PREFIX, metric_key
 from tunerflow.format import MAX_OUTPUT_DIM
 from tunerflow.options import (
     Distance,
+    DropoutKernel,
     LinearKernel,
     MonitorMode,
     Pooling,
@@ -180,6 +181,10 @@ class Recipe:
     precision: Precision = option("training precision; fp16 needs CUDA")
     linear_kernel: LinearKernel = option(
         "float32 linear layers on the CPU: blas (torch's MKL), onednn, or auto (onednn on AMD x86 CPUs)"
+    )
+    dropout_kernel: DropoutKernel = option(
+        "dropout masks when training on the CPU: bits (16-bit random words, ~3x cheaper), torch (bernoulli_), "
+        "or auto (bits on the CPU, torch on a GPU)"
     )
     devices: int = option(
         "training processes on this machine, data-parallel: one per GPU with device cuda, gloo processes with "

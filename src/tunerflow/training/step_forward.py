@@ -23,7 +23,8 @@ from torch import nn
 
 from tunerflow.inference.cpu_linear import linear_kernel
 from tunerflow.modeling.embedding_model import EmbeddingModel
-from tunerflow.options import LinearKernel
+from tunerflow.options import DropoutKernel, LinearKernel
+from tunerflow.training.cpu_dropout import dropout_kernel
 from tunerflow.training.state import Chunk
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,26 @@ class StepForward(nn.Module):
 
     The module the loop calls once per step (under DDP with several ranks: one forward per
     backward, as DDP expects). It holds the model; its parameters are the model's. Its float32
-    linear layers run on ``kernel`` (:func:`~tunerflow.inference.cpu_linear.linear_kernel`).
+    linear layers run on ``kernel`` (:func:`~tunerflow.inference.cpu_linear.linear_kernel`), and in
+    training mode its dropout masks are drawn by ``dropout``
+    (:func:`~tunerflow.training.cpu_dropout.dropout_kernel`).
     """
 
-    def __init__(self, model: EmbeddingModel, kernel: LinearKernel = LinearKernel.BLAS) -> None:
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        kernel: LinearKernel = LinearKernel.BLAS,
+        dropout: DropoutKernel = DropoutKernel.TORCH,
+    ) -> None:
         super().__init__()
         self.model = model
         self.kernel = kernel  # what multiplies float32 linear layers (cpu_linear.linear_kernel)
+        self.dropout = dropout  # what draws dropout masks (cpu_dropout.dropout_kernel)
         self.one_lookup = takes_token_vectors(model)
 
     def forward(self, chunks: list[Chunk], share: int) -> torch.Tensor:
-        with linear_kernel(self.kernel):
+        dropout = self.dropout if self.model.training else DropoutKernel.TORCH  # no masks to draw in eval mode
+        with linear_kernel(self.kernel), dropout_kernel(dropout):
             return self._embed(chunks, share)
 
     def _embed(self, chunks: list[Chunk], share: int) -> torch.Tensor:
