@@ -62,7 +62,7 @@ def default_chunk_size() -> int:
 
 
 def default_in_flight() -> int:
-    return int(section("client").get("in_flight", 2))
+    return int(section("client").get("in_flight", 8))
 
 
 class Connection:
