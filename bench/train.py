@@ -63,6 +63,7 @@ def run_tunerflow(args) -> dict:
     from tunerflow.training.loop import train
     from tunerflow.training.recipe import Recipe
     from tunerflow.training.state import TrainState
+    from tunerflow.training.step_forward import step_forward_of
 
     store = DatasetStore(tempfile.mkdtemp(prefix="bench-train-"))
     store.append(
@@ -80,7 +81,7 @@ def run_tunerflow(args) -> dict:
     recipe = Recipe.from_options(section("recipe"), overrides)
     torch.manual_seed(0)
     setup = build_setup(recipe, store, load_model(recipe.model, max_length=recipe.max_length))
-    chosen = {"forward_chunk": recipe.forward_chunk, "dropout_kernel": setup.forward.dropout.value}
+    chosen = {"forward_chunk": recipe.forward_chunk, "dropout_kernel": step_forward_of(setup).dropout.value}
     state = TrainState(steps_per_epoch=[len(setup.sampler.epoch(0))])
     stamps, sizes = [], []
 

@@ -2,7 +2,7 @@
 
 torch's CPU dropout draws its mask with ``bernoulli_``: one draw of its Mersenne Twister per element,
 in one thread, about 5 ns an element (2.0 ms for a 32 x 30 x 384 activation on the 2-core AMX Xeon of
-bench/RESULTS.md, "Training: dropout masks"). A training step of the bundled model draws 76 masks (4 length
+bench/RESULTS.md, "On a CPU with AMX, again"). A training step of the bundled model draws 76 masks (4 length
 chunks x 19 dropouts: the embeddings', and in each of 6 layers the attention probabilities', the attention
 output's and the feed-forward output's): about a sixth of the step. Here the mask comes from 64-bit draws
 of the same generator (``random_`` over the whole int64 range), each cut into four 16-bit words; an
@@ -15,10 +15,10 @@ and the dropout of ``torch.nn.functional.scaled_dot_product_attention`` through 
 ``with`` block: dense floating-point CPU tensors only; anything else (a GPU tensor, ``inplace``, causal
 or grouped-query attention) goes to torch as it was. The attention is torch's own math path (what it
 runs on the CPU with dropout): the product of query and key scaled by the square root of ``scale`` on
-each side, the mask added, softmax, dropout, the product with value, in float32 for bf16 and fp16 inputs
-(under autocast, after autocast's own cast of the inputs, as torch does), and the result in the inputs'
-dtype. Deterministic for a seed (``torch.manual_seed``), as torch's is; the masks differ from
-torch's.
+each side, the mask added, softmax (zeros for a query whose every key is masked), dropout, the product
+with value, in float32 for bf16 and fp16 inputs (under autocast, after autocast's own cast of the
+arguments, the mask's included), and the result in the inputs' dtype. Deterministic for a seed
+(``torch.manual_seed``), as torch's is; the masks differ from torch's.
 """
 
 from __future__ import annotations
@@ -46,36 +46,54 @@ def choose_dropout_kernel(setting: str | DropoutKernel, device: torch.device) ->
     return DropoutKernel.BITS if kernel == DropoutKernel.AUTO else kernel
 
 
+def dropped_words(p: float) -> int:
+    """How many of the 65,536 16-bit words drop their element: ``round(p * 65536)``, some kept."""
+    dropped = round(p * WORD)
+    if not 0 <= dropped < WORD:
+        raise ValueError(f"dropout probability {p} must be at least 0 and keep something")
+    return dropped
+
+
+def keep_words(words: torch.Tensor, p: float) -> torch.Tensor:
+    """Which of the int16 ``words`` keep their element: all but the ``dropped_words(p)`` smallest values."""
+    return words >= LOWEST + dropped_words(p)
+
+
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | None = None) -> torch.Tensor:
     """A bool tensor of ``shape``, each element False with probability ``round(p * 65536) / 65536``."""
     count = math.prod(shape)
     draws = torch.empty((count + 3) // 4, dtype=torch.int64, device=device)
     draws.random_(-(1 << 63), None)  # the whole int64 range: all 64 bits random (random_() alone leaves the top one 0)
-    words = draws.view(torch.int16)[:count].view(shape)
-    return words >= LOWEST + round(p * WORD)
+    return keep_words(draws.view(torch.int16)[:count].view(shape), p)
 
 
 def kept_scale(p: float) -> float:
     """What kept elements are multiplied by: 1 / the probability of keeping one, as :func:`keep_mask` draws it."""
-    return WORD / (WORD - round(p * WORD))
+    return WORD / (WORD - dropped_words(p))
 
 
 def bits_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True) -> torch.Tensor:  # noqa: A002
     """``F.dropout(input, p, training)`` with a :func:`keep_mask`."""
     if not training or p == 0.0:
         return input
-    if p >= 1.0 - 0.5 / WORD:  # nothing kept
+    if round(p * WORD) >= WORD:  # nothing kept
         return input * 0.0
     keep = keep_mask(input.shape, p, input.device)
     return torch.where(keep, input * kept_scale(p), 0.0)
 
 
+def _autocast(tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``tensor`` as autocast casts the arguments of a lower-precision op: floating point but float64, to ``dtype``."""
+    usable = tensor is not None and tensor.is_floating_point() and tensor.dtype != torch.float64
+    return tensor.to(dtype) if usable else tensor
+
+
 def math_attention(query, key, value, attn_mask=None, dropout_p=0.0, scale=None, dropout=bits_dropout):
     """Scaled dot-product attention as torch's math path computes it, with ``dropout`` on the probabilities."""
+    if torch.is_autocast_enabled("cpu"):  # autocast casts the arguments, then the math runs without it
+        low = torch.get_autocast_dtype("cpu")
+        query, key, value, attn_mask = (_autocast(t, low) for t in (query, key, value, attn_mask))
     dtype = query.dtype
-    if torch.is_autocast_enabled("cpu"):
-        dtype = torch.get_autocast_dtype("cpu")  # autocast casts the inputs, then the math runs without it
-        query, key, value = (t.to(dtype) for t in (query, key, value))
     with torch.autocast("cpu", enabled=False):
         if dtype in REDUCED:
             query, key, value = query.float(), key.float(), value.float()
@@ -85,16 +103,26 @@ def math_attention(query, key, value, attn_mask=None, dropout_p=0.0, scale=None,
             if attn_mask.dtype == torch.bool:
                 attn_mask = torch.zeros_like(attn_mask, dtype=scores.dtype).masked_fill(~attn_mask, -math.inf)
             scores = scores + attn_mask
-        probabilities = dropout(torch.softmax(scores, dim=-1), dropout_p, True)
+        probabilities = torch.softmax(scores, dim=-1)
+        if attn_mask is not None:  # a query whose every key is masked attends to nothing (0, as torch's, not NaN)
+            probabilities = probabilities.masked_fill(scores.isneginf().all(-1, keepdim=True), 0.0)
+        probabilities = dropout(probabilities, dropout_p, True)
         return torch.matmul(probabilities, value).to(dtype)
+
+
+def _dense_cpu(tensor) -> bool:
+    """Whether ``tensor`` is a dense (strided, not nested) tensor on the CPU."""
+    return (
+        isinstance(tensor, torch.Tensor)
+        and tensor.device.type == "cpu"
+        and tensor.layout == torch.strided
+        and not tensor.is_nested
+    )
 
 
 def _takes(tensors: list) -> bool:
     """Whether the bits path handles these tensors (dense floating point on the CPU)."""
-    return all(
-        isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.layout == torch.strided and t.is_floating_point()
-        for t in tensors
-    )
+    return all(_dense_cpu(t) and t.is_floating_point() for t in tensors)
 
 
 def _dropout_call(input=None, p=0.5, training=True, inplace=False):  # noqa: A002 (F.dropout's own names)
@@ -112,7 +140,11 @@ def _attention_call(
         and not is_causal
         and not enable_gqa
         and _takes([query, key, value])
-        and (attn_mask is None or (isinstance(attn_mask, torch.Tensor) and attn_mask.device.type == "cpu"))
+        and query.dtype == key.dtype == value.dtype
+        and (
+            attn_mask is None
+            or (_dense_cpu(attn_mask) and (attn_mask.dtype == torch.bool or attn_mask.is_floating_point()))
+        )
     )
     return (query, key, value, attn_mask, dropout_p, scale) if usable else None
 
