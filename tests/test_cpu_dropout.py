@@ -112,13 +112,15 @@ def test_under_autocast_the_attention_casts_as_autocast_does(dtype):
 
 
 def test_a_query_that_sees_no_key_attends_to_nothing_as_in_torch():
-    q, k, v = (torch.randn(1, 1, 3, 4) for _ in range(3))
+    q, k, v = (torch.randn(1, 2, 3, 4) for _ in range(3))
     mask = torch.tensor([[True, True, False], [False, False, False], [True, False, True]])
-    ours = math_attention(q, k, v, mask, 0.1, dropout=no_dropout)
-    with sdpa_kernel(SDPBackend.MATH):
-        theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    assert not ours.isnan().any()
-    torch.testing.assert_close(ours, theirs, atol=0, rtol=0)
+    additive = torch.zeros(3, 3).masked_fill(~mask, -torch.inf)
+    for attn_mask in (mask, additive):
+        ours = math_attention(q, k, v, attn_mask, 0.1, dropout=no_dropout)
+        with sdpa_kernel(SDPBackend.MATH):
+            theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        assert not ours.isnan().any()
+        torch.testing.assert_close(ours, theirs, atol=0, rtol=0)
 
 
 def test_the_dropout_falls_where_torchs_does():

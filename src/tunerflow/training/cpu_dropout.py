@@ -99,13 +99,17 @@ def math_attention(query, key, value, attn_mask=None, dropout_p=0.0, scale=None,
             query, key, value = query.float(), key.float(), value.float()
         factor = math.sqrt(1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
         scores = torch.matmul(query * factor, key.transpose(-2, -1) * factor)
+        unseen = None  # the queries whose every key is masked, read off the mask (no head axis: small)
         if attn_mask is not None:
             if attn_mask.dtype == torch.bool:
+                unseen = ~attn_mask.any(-1, keepdim=True)
                 attn_mask = torch.zeros_like(attn_mask, dtype=scores.dtype).masked_fill(~attn_mask, -math.inf)
+            else:
+                unseen = attn_mask.isneginf().all(-1, keepdim=True)
             scores = scores + attn_mask
         probabilities = torch.softmax(scores, dim=-1)
-        if attn_mask is not None:  # a query whose every key is masked attends to nothing (0, as torch's, not NaN)
-            probabilities = probabilities.masked_fill(scores.isneginf().all(-1, keepdim=True), 0.0)
+        if unseen is not None and bool(unseen.any()):  # they attend to nothing: 0, as torch's, not NaN
+            probabilities = probabilities.masked_fill(unseen, 0.0)
         probabilities = dropout(probabilities, dropout_p, True)
         return torch.matmul(probabilities, value).to(dtype)
 
