@@ -164,7 +164,7 @@ def test_calls_the_bits_path_does_not_take_go_to_torch():
     torch.manual_seed(7)
     assert torch.equal(inplace, F.dropout(x.clone(), 0.5, True, inplace=True))
     torch.manual_seed(7)
-    F.dropout(x.clone(), 0.5, True, inplace=True)
+    F.dropout(x.clone(), 0.5, True, inplace=True)  # replay the draws made before the causal call
     assert torch.equal(causal, F.scaled_dot_product_attention(q, k, v, dropout_p=0.5, is_causal=True))
     assert torch.equal(without, F.scaled_dot_product_attention(q, k, v))
 
