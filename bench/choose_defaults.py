@@ -96,6 +96,14 @@ for _kernel in ("torch", "bits"):  # issue 14: dropout masks from torch's bernou
             "dropout_kernel": _kernel,
             "seed": _seed,
         }
+for _precision in ("fp32", "bf16"):  # issue 14: training precision (precision: auto picks bf16 on AMX), 4 seeds
+    CANDIDATES[f"data-aware-{_precision}"] = {"data_aware": True, "precision": _precision}
+    for _seed in (1, 2, 3):
+        CANDIDATES[f"data-aware-{_precision}-seed{_seed}"] = {
+            "data_aware": True,
+            "precision": _precision,
+            "seed": _seed,
+        }
 # Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).
 MS = CANDIDATES["ms-1e-4"]
 for _m in (8, 16, 32):

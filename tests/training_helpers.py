@@ -49,6 +49,7 @@ def toy_options(model_dir: Path, **overrides) -> dict:
         "max_length": 16,
         "warmup_ratio": 0.0,
         "data_aware": False,  # the tests pin their options; tests/test_data_defaults.py covers the choices
+        "precision": "fp32",  # the same on every CPU; tests/test_hardware.py covers precision auto
     }
     options.update(overrides)
     return options

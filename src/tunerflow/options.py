@@ -114,11 +114,13 @@ class Distance(str, Enum):
 
 
 class Precision(str, Enum):
-    """Training precision: float32, or autocast to bfloat16 or float16 (fp16 needs CUDA)."""
+    """Training precision: float32, or autocast to bfloat16 or float16 (fp16 needs CUDA); ``auto``: bf16 on a
+    CPU with AMX bf16 tiles, else fp32 (``tunerflow.training.hardware.choose_precision``)."""
 
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+    AUTO = "auto"
 
 
 class LinearKernel(str, Enum):

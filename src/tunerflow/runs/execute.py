@@ -39,7 +39,9 @@ from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
 from tunerflow.training.components import build_loss, build_loss_optimizer, build_miner, build_optimizer
 from tunerflow.training.cpu_dropout import choose_dropout_kernel
+from tunerflow.training.data_defaults import Choice
 from tunerflow.training.distributed import current_world, launched, wrap_model
+from tunerflow.training.hardware import choose_precision
 from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.selection import Selection
@@ -90,6 +92,14 @@ class RunOutcome:
     metrics: dict
     artifact: Path | None = None
     decision: Decision | None = None
+
+
+def machine_choices(recipe: Recipe) -> list[Choice]:
+    """Set the options ``recipe`` leaves to ``auto`` that depend on this machine (the training precision), in
+    place, and return each choice with its reason (for the run's record and log)."""
+    choice = choose_precision(recipe.precision, cpu_features(), resolve_device(recipe.device))
+    recipe.precision = Precision(choice.value)
+    return [choice] if choice.changed else []
 
 
 def check_recipe(recipe: Recipe, datasets: DatasetStore) -> None:
@@ -168,6 +178,8 @@ def build_setup(
     ``neighbours``: the labels' nearest labels, for ``sampler: hard``.
     """
     world = current_world()
+    for choice in machine_choices(recipe):  # a recipe that did not come through RunManager.start
+        log.info("this machine: %s", choice.describe())
     device = resolve_device(recipe.device)
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)

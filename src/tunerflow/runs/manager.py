@@ -32,7 +32,7 @@ from tunerflow.modeling.catalogue import Catalogue
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.runs.admin import RunAdmin
 from tunerflow.runs.data_aware import data_aware_recipe
-from tunerflow.runs.execute import RunContext, check_recipe, execute_run
+from tunerflow.runs.execute import RunContext, check_recipe, execute_run, machine_choices
 from tunerflow.runs.experiments import EXPERIMENTS_FILE, ExperimentStore
 from tunerflow.runs.publication import Publication
 from tunerflow.runs.record import RunRecord, RunStatus, now
@@ -113,6 +113,7 @@ class RunManager(RunAdmin):
         if recipe.data_aware:
             check = lambda chosen: check_recipe(chosen, self.datasets)  # noqa: E731
             recipe, choices, stats = data_aware_recipe(recipe, options, self.defaults, self.datasets, source, check)
+        hardware = machine_choices(recipe)
         check_recipe(recipe, self.datasets)
         with self._lock:
             name = recipe.run_name or self._new_name()
@@ -128,6 +129,7 @@ class RunManager(RunAdmin):
                 created_at=now(),
                 data_aware=[choice.to_dict() for choice in choices],
                 data_statistics=stats.to_dict() if stats else {},
+                hardware=[choice.to_dict() for choice in hardware],
             )
             record.details = self._queue_details()
             record.save(self.runs_dir / name)
@@ -264,6 +266,8 @@ class RunManager(RunAdmin):
         for choice in record.data_aware:
             kept = "" if choice["changed"] else " kept"
             run_log.info("data-aware: %s %s%s (%s)", choice["option"], choice["value"], kept, choice["reason"])
+        for choice in record.hardware:
+            run_log.info("this machine: %s %s (%s)", choice["option"], choice["value"], choice["reason"])
         try:
             context.model = self._model_source(context.recipe.model)
             outcome = execute_run(context)

@@ -45,6 +45,7 @@ class RunRecord:
     promotion: str = ""  # why it was, or was not, served
     data_aware: list = field(default_factory=list)  # the options chosen from the training data, with reasons
     data_statistics: dict = field(default_factory=dict)  # what they were chosen from
+    hardware: list = field(default_factory=list)  # options left to auto chosen for this machine (precision)
 
     def to_dict(self) -> dict:
         data = asdict(self)

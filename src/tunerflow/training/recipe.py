@@ -178,7 +178,9 @@ class Recipe:
         maximum=2**32 - 1,
     )
     device: str = option("where to train: cpu, cuda or cuda:N", check=_device)
-    precision: Precision = option("training precision; fp16 needs CUDA")
+    precision: Precision = option(
+        "training precision: fp32, bf16, fp16 (CUDA), or auto (bf16 on a CPU with AMX bf16 tiles, else fp32)"
+    )
     linear_kernel: LinearKernel = option(
         "float32 linear layers on the CPU: blas (torch's MKL), onednn, or auto (onednn on AMD x86 CPUs)"
     )

@@ -1,0 +1,34 @@
+"""Training options left to ``auto`` that depend on the machine, not the data: the training precision.
+
+``precision: auto`` trains in bf16 (autocast, float32 master weights) on a CPU with AMX bf16 tiles, and
+in float32 everywhere else. On the 2-core AMX Xeon of bench/RESULTS.md ("Training precision on AMX")
+bf16 steps of the default recipe ran 1.4x as fast as float32 ones (1.6x in the runs' training seconds) at
+the same average precision after an epoch (within 0.0001 on Banking77 and WikiAnswers, 4 seeds); without AMX,
+PyTorch either emulates bf16 (slower than float32) or, with AVX512-BF16 alone, has not been measured
+training here. On a GPU ``auto`` stays float32, as the encoder's ``dtype: auto`` does: choose bf16 there
+explicitly. A pure function of the setting, the CPU's flags and the device, so the same machine always
+makes the same choice; the run records the choice, so a resumed run keeps it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tunerflow.inference.cpu import CpuFeatures
+from tunerflow.options import Precision, parse_enum
+from tunerflow.training.data_defaults import Choice
+
+TRAINING_BF16_FLAGS = frozenset({"amx_bf16"})  # where bf16 training was measured faster than float32
+
+
+def choose_precision(setting: str | Precision, features: CpuFeatures, device: torch.device) -> Choice:
+    """The precision a run trains in, with its reason; an explicit ``setting`` is kept as it is."""
+    precision = parse_enum(Precision, setting, "precision")
+    if precision is not Precision.AUTO:
+        return Choice("precision", precision.value, precision.value, "set")
+    if device.type != "cpu":
+        return Choice("precision", Precision.FP32.value, "auto", f"auto: float32 on {device.type}; choose bf16 there")
+    if features.flags & TRAINING_BF16_FLAGS:
+        why = "auto: this CPU has AMX bf16 tiles; bf16 trained 1.4-1.6x as fast as float32 at the same quality"
+        return Choice("precision", Precision.BF16.value, "auto", f"{why} (bench/RESULTS.md, issue 14)")
+    return Choice("precision", Precision.FP32.value, "auto", "auto: no AMX bf16 tiles on this CPU")
