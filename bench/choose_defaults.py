@@ -88,22 +88,19 @@ CANDIDATES.update(
         "data-aware-onednn": {"data_aware": True, "linear_kernel": "onednn"},  # issue 14: oneDNN linear layers
     }
 )
-for _kernel in ("torch", "bits"):  # issue 14: dropout masks from torch's bernoulli_ or from 16-bit words, 4 seeds
-    CANDIDATES[f"data-aware-dropout-{_kernel}"] = {"data_aware": True, "dropout_kernel": _kernel}
-    for _seed in (1, 2, 3):
-        CANDIDATES[f"data-aware-dropout-{_kernel}-seed{_seed}"] = {
-            "data_aware": True,
-            "dropout_kernel": _kernel,
-            "seed": _seed,
-        }
-for _precision in ("fp32", "bf16"):  # issue 14: training precision (precision: auto picks bf16 on AMX), 4 seeds
-    CANDIDATES[f"data-aware-{_precision}"] = {"data_aware": True, "precision": _precision}
-    for _seed in (1, 2, 3):
-        CANDIDATES[f"data-aware-{_precision}-seed{_seed}"] = {
-            "data_aware": True,
-            "precision": _precision,
-            "seed": _seed,
-        }
+
+
+def _with_seeds(name: str, overrides: dict) -> None:
+    """``name`` (the recipe's seed) and ``name-seed1`` to ``-seed3``: the same data-aware overrides, 4 seeds."""
+    CANDIDATES[name] = {"data_aware": True, **overrides}
+    for seed in (1, 2, 3):
+        CANDIDATES[f"{name}-seed{seed}"] = {"data_aware": True, **overrides, "seed": seed}
+
+
+for _kernel in ("torch", "bits"):  # issue 14: dropout masks from torch's bernoulli_ or from 16-bit words
+    _with_seeds(f"data-aware-dropout-{_kernel}", {"dropout_kernel": _kernel})
+for _precision in ("fp32", "bf16"):  # issue 14: training precision (precision: auto picks bf16 on AMX)
+    _with_seeds(f"data-aware-{_precision}", {"precision": _precision})
 # Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).
 MS = CANDIDATES["ms-1e-4"]
 for _m in (8, 16, 32):
