@@ -26,6 +26,7 @@ from tunerflow.gateway.embeddings import add_embeddings_route
 from tunerflow.gateway.forward import Answer, Forwarder, ForwardError
 from tunerflow.gateway.guard import Guard, error_text
 from tunerflow.gateway.strict_json import MAX_DOCS, StrictJSONRoute, error_response
+from tunerflow.serving.doc_json import fast_docs_json
 from tunerflow.serving.endpoints import ENDPOINTS, EndpointSpec
 from tunerflow.serving.parameters import describe_errors
 from tunerflow.serving.wire import whole_numbers
@@ -152,8 +153,10 @@ def _envelope(answer: Answer, doc_type: type, request_id: Optional[str]) -> Resp
     merged = [value for key, value in results.items() if "/uses_after" in key]  # a sharded executor's merger
     result = merged[0] if merged else next(iter(results.values())) if len(results) == 1 else None
     head = json.dumps({"header": {"request_id": request_id}, "parameters": {"__results__": results}, "result": result})
-    data = DocList[doc_type](answer.docs).to_json() if answer.docs else "[]"
-    return Response(head[:-1] + ', "data": ' + data + "}", media_type="application/json")
+    data = fast_docs_json(answer.docs)  # the encoder's documents, without pydantic's dict() of each
+    if data is None:
+        data = DocList[doc_type](answer.docs).to_json().encode()
+    return Response(head[:-1].encode() + b', "data": ' + data + b"}", media_type="application/json")
 
 
 def _install_error_handlers(app: FastAPI) -> None:
