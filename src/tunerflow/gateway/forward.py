@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Documents per request to an executor when a body is forwarded in chunks: the client's gRPC request size
 # (config.yml client.chunk_size), so an HTTP request of 512 reaches the encoder whole, as a gRPC one does.
-# Chunks of 100 made served HTTP 7-14 % slower at 512 texts a request (bench/RESULTS.md, "HTTP answers").
+# Chunks of 100 made served HTTP 7-12 % slower at 512 texts a request (bench/RESULTS.md, "HTTP answers").
 CHUNK_DOCS = 512
 CONCURRENT_CHUNKS = 4  # chunks of one HTTP request in flight at once
 
