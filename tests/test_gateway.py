@@ -306,7 +306,7 @@ def test_search_flow_internal_ports_refuse_direct_calls(search_service, part):
 
 def test_search_flow_large_bodies_are_all_answered_or_refused_with_the_limit(search_service):
     _, http_port, _ = search_service
-    queries = [{"id": f"q{i}", "text": f"hello {i}"} for i in range(1100)]  # 3 chunks
+    queries = [{"id": f"q{i}", "text": f"hello {i}"} for i in range(250)]  # 3 chunks
     status, body = http_post(http_port, "/search", {"data": queries, "parameters": {"limit": 1}}, key=READ_KEY)
     assert status == 200 and [d["id"] for d in body["data"]] == [q["id"] for q in queries]
     assert all(len(d["matches"]) == 1 for d in body["data"])

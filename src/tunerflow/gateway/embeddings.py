@@ -20,6 +20,7 @@ from pydantic import BaseModel, conlist, constr
 from tunerflow.gateway.forward import ForwardError
 from tunerflow.gateway.strict_json import MAX_DOCS, error_response
 from tunerflow.serving.documents import LabeledText
+from tunerflow.serving.endpoints import ENCODE_CHUNK
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -73,7 +74,7 @@ def add_embeddings_route(app: FastAPI, forwarder: Forwarder) -> None:
         docs = DocList[LabeledText]([LabeledText(id=str(i), text=text) for i, text in enumerate(texts)])
         try:
             answer = await forwarder.call(
-                "/encode", docs, {}, forwarder.target("encoder", None), DocList[LabeledText], chunked=True
+                "/encode", docs, {}, forwarder.target("encoder", None), DocList[LabeledText], ENCODE_CHUNK
             )
         except ForwardError as error:
             return error_response(error.status, error.message)

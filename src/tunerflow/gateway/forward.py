@@ -16,10 +16,6 @@ from tunerflow.serving.internal import stamp, strip
 
 log = logging.getLogger(__name__)
 
-# Documents per request to an executor when a body is forwarded in chunks: the client's gRPC request size
-# (config.yml client.chunk_size), so an HTTP request of 512 reaches the encoder whole, as a gRPC one does.
-# Chunks of 100 made served HTTP 7-12 % slower at 512 texts a request (bench/RESULTS.md, "HTTP answers").
-CHUNK_DOCS = 512
 CONCURRENT_CHUNKS = 4  # chunks of one HTTP request in flight at once
 
 
@@ -60,13 +56,14 @@ class Forwarder:
         parameters: dict,
         target: str | None,
         return_type: type,
-        chunked: bool,
+        chunk_docs: int | None,
     ) -> Answer:
         """All answers of ``endpoint`` for ``docs`` (in order), or :class:`ForwardError`.
 
-        Chunks go as separate single-request streams, a few at a time, gathered in order.
+        Chunks of ``chunk_docs`` documents (None: one request) go as separate single-request streams, a few
+        at a time, gathered in order.
         """
-        size = CHUNK_DOCS if chunked else max(len(docs), 1)
+        size = chunk_docs or max(len(docs), 1)
         chunks = [docs[start : start + size] for start in range(0, len(docs), size)] or [docs]
         stamped = stamp(parameters)
         gate = asyncio.Semaphore(CONCURRENT_CHUNKS)

@@ -132,7 +132,7 @@ def _add_route(app: FastAPI, spec: EndpointSpec, forwarder: Forwarder, doc_type:
                 forwarded,
                 forwarder.target(spec.executor, header.target_executor),
                 DocList[doc_type],
-                spec.chunked,
+                spec.chunk,
             )
         except ForwardError as error:
             return error_response(error.status, error.message)

@@ -30,6 +30,13 @@ from tunerflow.serving.tuner_params import (
     RunsQuery,
 )
 
+# Documents per request when the gateway forwards a large HTTP body in chunks. /encode: the client's gRPC
+# request size (config.yml client.chunk_size), so a 512-text HTTP request reaches the encoder whole, as a gRPC
+# one does; chunks of 100 made served HTTP 7-12 % slower at 512 texts a request (bench/RESULTS.md, "HTTP
+# answers"). /search: 100, not measured otherwise (each query's matches come back with it).
+ENCODE_CHUNK = 512
+SEARCH_CHUNK = 100
+
 
 @dataclass(frozen=True)
 class EndpointSpec:
@@ -40,8 +47,9 @@ class EndpointSpec:
         executor: the executor that answers it (requests go to it alone).
         parameters: the strict parameter model, the same the executor applies.
         docs: whether it takes documents (``data``).
-        chunked: whether large bodies may be forwarded in chunks (each chunk independent, as
-            embedding is); otherwise the documents go in one request (an append is all or nothing).
+        chunk: documents per request when the gateway forwards a large HTTP body in chunks (each chunk
+            independent, as embedding is); None: the documents go in one request (an append is all or
+            nothing).
         summary: one line for the OpenAPI spec.
         doc_type: the document schema of its requests and answers.
     """
@@ -50,7 +58,7 @@ class EndpointSpec:
     executor: str
     parameters: type[StrictParameters] = NoParameters
     docs: bool = False
-    chunked: bool = False
+    chunk: int | None = None
     summary: str = ""
     doc_type: type = LabeledText
 
@@ -69,7 +77,7 @@ def register(*specs: EndpointSpec) -> None:
 
 
 register(
-    EndpointSpec("/encode", "encoder", EncodeParameters, docs=True, chunked=True, summary="Embed documents"),
+    EndpointSpec("/encode", "encoder", EncodeParameters, docs=True, chunk=ENCODE_CHUNK, summary="Embed documents"),
     EndpointSpec("/info", "encoder", summary="What the encoder serves"),
     EndpointSpec("/reload", "encoder", summary="Load the newest published artifact now"),
     EndpointSpec("/datasets/append", "tuner", DatasetParameters, docs=True, summary="Append labelled texts"),
@@ -104,7 +112,13 @@ register(
     ),
     EndpointSpec("/clear", "indexer", WriteParameters, summary="Remove every stored document", doc_type=SearchDoc),
     EndpointSpec(
-        "/search", "indexer", SearchParameters, docs=True, chunked=True, summary="Best matches", doc_type=SearchDoc
+        "/search",
+        "indexer",
+        SearchParameters,
+        docs=True,
+        chunk=SEARCH_CHUNK,
+        summary="Best matches",
+        doc_type=SearchDoc,
     ),
     EndpointSpec("/index/status", "indexer", summary="The index: count, model, rebuild progress", doc_type=SearchDoc),
 )
