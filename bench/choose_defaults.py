@@ -86,6 +86,16 @@ CANDIDATES.update(
         "data-aware-3e-4": {"data_aware": True, "learning_rate": 3e-4},
         "data-aware-blas": {"data_aware": True, "linear_kernel": "blas"},  # issue 14: torch's MKL
         "data-aware-onednn": {"data_aware": True, "linear_kernel": "onednn"},  # issue 14: oneDNN linear layers
+        # Issue 13, a domain the model already knows (Quora): gentler rates, and the loss it was trained with
+        "data-aware-1e-5": {"data_aware": True, "learning_rate": 1e-5},
+        "data-aware-3e-5": {"data_aware": True, "learning_rate": 3e-5},
+        "data-aware-ntxent-2e-5": {
+            "data_aware": True,
+            "loss": "NTXentLoss",
+            "loss_options": {"temperature": 0.05},
+            "miner": "none",
+            "learning_rate": 2e-5,
+        },
     }
 )
 
@@ -229,6 +239,7 @@ def main() -> None:
             "status": record.status.value,
             "details": record.details,
             "overrides": overrides,
+            "precision": record.recipe.get("precision"),  # as trained (precision: auto resolves per machine)
             "before": {k: metrics.get("before", {}).get(k) for k in SHOWN} if metrics.get("before") else None,
             "per_epoch": [{k: e["metrics"][k] for k in SHOWN} for e in metrics.get("epochs", [])],
             "epoch_losses": metrics.get("epoch_losses"),

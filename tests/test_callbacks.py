@@ -274,14 +274,15 @@ def test_fit_says_which_defaults_differ_from_the_reference(connection, caplog):
     with caplog.at_level(logging.WARNING):
         fit("all-MiniLM-L6-v2", LABELLED, run_name="guide", **guide)
     (line,) = [r.getMessage() for r in caplog.records if "differ from Finetuner" in r.getMessage()]
-    for part in ("weight_decay", "scheduler linear with warmup_ratio 0.1", "max_length 64", "keep_best True"):
+    for part in ("weight_decay", "scheduler linear with warmup_ratio 0.1", "max_length 64", "keep_best True",
+                 "precision auto (Finetuner: fp32)"):  # fmt: skip
         assert part in line, part
     for given in ("miner MultiSimilarityMiner", "optimizer AdamW", "epochs 3"):
         assert given not in line, given
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         fit(train_data=LABELLED, run_name="all", optimizer_options={}, scheduler="none", max_length=128,
-            keep_best=False, **guide)  # fmt: skip
+            keep_best=False, precision="fp32", **guide)  # fmt: skip
     assert "differ from Finetuner" not in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):

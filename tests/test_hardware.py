@@ -26,6 +26,8 @@ def test_auto_is_bf16_only_on_a_cpu_with_amx_tiles():
     assert choose_precision("auto", AMX, GPU).value == "fp32"  # as the encoder's dtype auto: bf16 is explicit there
     chosen = choose_precision("auto", AMX, CPU)
     assert chosen.changed and chosen.default == "auto" and "AMX" in chosen.reason
+    unusable = choose_precision("auto", AMX, CPU, amx_usable=False)  # the flag shows, PyTorch cannot use the tiles
+    assert unusable.value == "fp32" and "cannot use them" in unusable.reason
 
 
 @pytest.mark.parametrize("setting", ["fp32", "bf16", "fp16", "BF16"])
@@ -40,6 +42,7 @@ def test_an_explicit_precision_is_kept_on_any_machine(setting):
 @pytest.mark.parametrize(("features", "expected"), [(AMX, "bf16"), (AVX2, "fp32")])
 def test_a_run_records_and_logs_the_precision_auto_chose(tmp_path, tiny_model_dir, monkeypatch, features, expected):
     monkeypatch.setattr(execute, "cpu_features", lambda: features)
+    monkeypatch.setattr(execute, "torch_uses_amx", lambda: True)  # bf16 runs emulated where it cannot
     manager = toy_manager(tmp_path / "home", start_worker=False)
     try:
         record = manager.start(toy_options(tiny_model_dir, epochs=1, run_name="auto", precision="auto"))
@@ -58,9 +61,20 @@ def test_a_setup_built_without_the_manager_resolves_auto_too(tmp_path, tiny_mode
     from tests.training_helpers import toy_setup
 
     monkeypatch.setattr(execute, "cpu_features", lambda: AMX)
+    monkeypatch.setattr(execute, "torch_uses_amx", lambda: True)
     manager = toy_manager(tmp_path / "home", start_worker=False)
     try:
         setup, _ = toy_setup(manager, tiny_model_dir, precision="auto")
         assert setup.recipe.precision.value == "bf16" and setup.autocast_dtype == torch.bfloat16
     finally:
         manager.close()
+
+
+def test_a_record_with_keys_of_a_newer_tuner_still_loads(tmp_path):
+    from tunerflow.runs.record import RunRecord
+
+    record = RunRecord(run_name="r", recipe={"precision": "bf16"}, hardware=[{"option": "precision"}])
+    data = {**record.to_dict(), "written_by_a_later_version": 1}
+    assert RunRecord.from_dict(data) == record  # a rolled-back tuner reads what a newer one saved
+    older = {key: value for key, value in record.to_dict().items() if key != "hardware"}
+    assert RunRecord.from_dict(older).hardware == []  # and a newer one what an older one saved

@@ -51,6 +51,11 @@ REFERENCE_DEFAULTS = (
     (("epochs",), "epochs {epochs} (Finetuner: 5)"),
     (("batch_size",), "batch_size {batch_size} (Finetuner: 64)"),
     (
+        ("precision",),
+        "precision {precision} (Finetuner: fp32): bf16 on a CPU with AMX bf16 tiles, 1.4-1.7x faster at the same "
+        "measured quality, else fp32",
+    ),
+    (
         ("keep_best",),
         "keep_best {keep_best}: the best epoch is published (Finetuner: the last, unless BestModelCheckpoint)",
     ),

@@ -41,7 +41,7 @@ from tunerflow.training.components import build_loss, build_loss_optimizer, buil
 from tunerflow.training.cpu_dropout import choose_dropout_kernel
 from tunerflow.training.data_defaults import Choice
 from tunerflow.training.distributed import current_world, launched, wrap_model
-from tunerflow.training.hardware import choose_precision
+from tunerflow.training.hardware import choose_precision, torch_uses_amx
 from tunerflow.training.loop import train
 from tunerflow.training.recipe import Recipe
 from tunerflow.training.selection import Selection
@@ -97,7 +97,7 @@ class RunOutcome:
 def machine_choices(recipe: Recipe) -> list[Choice]:
     """Set the options ``recipe`` leaves to ``auto`` that depend on this machine (the training precision), in
     place, and return each choice with its reason (for the run's record and log)."""
-    choice = choose_precision(recipe.precision, cpu_features(), resolve_device(recipe.device))
+    choice = choose_precision(recipe.precision, cpu_features(), resolve_device(recipe.device), torch_uses_amx())
     recipe.precision = Precision(choice.value)
     return [choice] if choice.changed else []
 
