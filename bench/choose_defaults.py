@@ -36,6 +36,7 @@ from tunerflow.data import read_jsonl, whole_clusters
 from tunerflow.runs import RunManager
 from tunerflow.settings import section
 
+NTXENT = {"loss": "NTXentLoss", "loss_options": {"temperature": 0.05}, "miner": "none"}  # in-batch negatives
 CANDIDATES = {
     "triplet-1e-5": {**TRIPLET, "learning_rate": 1e-5},
     "triplet-3e-5": {**TRIPLET, "learning_rate": 3e-5},
@@ -89,13 +90,8 @@ CANDIDATES.update(
         # Issue 13, a domain the model already knows (Quora): gentler rates, and the loss it was trained with
         "data-aware-1e-5": {"data_aware": True, "learning_rate": 1e-5},
         "data-aware-3e-5": {"data_aware": True, "learning_rate": 3e-5},
-        "data-aware-ntxent-2e-5": {
-            "data_aware": True,
-            "loss": "NTXentLoss",
-            "loss_options": {"temperature": 0.05},
-            "miner": "none",
-            "learning_rate": 2e-5,
-        },
+        "data-aware-ntxent-2e-5": {"data_aware": True, **NTXENT, "learning_rate": 2e-5},
+        "data-aware-ntxent-5e-5": {"data_aware": True, **NTXENT, "learning_rate": 5e-5},
     }
 )
 
