@@ -7,10 +7,10 @@ seconds) at the same average precision after an epoch (within 0.0001 on Banking7
 seeds); without AMX, PyTorch either emulates bf16 (slower than float32) or, with AVX512-BF16 alone, has
 not been measured training here. The flag alone is not enough: PyTorch must be able to use the tiles
 too (a kernel or hypervisor that does not grant the tiles' state leaves the flag in ``/proc/cpuinfo``
-and bf16 emulated), so ``auto`` asks it (:func:`torch_uses_amx`). On a GPU ``auto`` stays float32, as the encoder's ``dtype: auto`` does:
-choose bf16 there explicitly. A pure function of the setting, the CPU's flags, PyTorch's answer and the
-device, so the same machine always makes the same choice; the run records the choice, so a resumed run
-keeps it.
+and bf16 emulated), so ``auto`` asks it (:func:`torch_uses_amx`). On a GPU ``auto`` stays float32, as
+the encoder's ``dtype: auto`` does: choose bf16 there explicitly. A pure function of the setting, the
+CPU's flags, PyTorch's answer and the device, so the same machine always makes the same choice; the run
+records the choice, so a resumed run keeps it.
 """
 
 from __future__ import annotations
