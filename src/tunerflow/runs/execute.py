@@ -34,6 +34,7 @@ from tunerflow.runs.gate import Decision, decide
 from tunerflow.runs.hard_batches import hard_batch_neighbours
 from tunerflow.runs.plot import plot_run
 from tunerflow.runs.precision import precision_checker, quality_probe
+from tunerflow.runs.probe import load_result, run_probe, save_result
 from tunerflow.runs.record import RunStatus
 from tunerflow.training.callbacks import Cancel, Checkpoint, Progress
 from tunerflow.training.checkpoint import load_checkpoint
@@ -82,6 +83,7 @@ class RunContext:
     # while the others wait, so a stop heard by rank 0 alone would leave them waiting).
     local_stop_reason: Callable[[], StopReason | None] | None = None
     data_aware: list[dict] | None = None  # the options chosen from the training data (the run record's)
+    probe: dict | None = None  # what the recipe probe measured and chose (tunerflow.runs.probe), once it has
 
 
 @dataclass
@@ -304,7 +306,13 @@ def _execute(run: RunContext) -> RunOutcome:
         dataset = run.datasets.get(recipe.train_data)
         keep = ~validation_held_out(recipe, dataset.labels())
         neighbours = hard_batch_neighbours(recipe, loaded, dataset, keep, run.directory, current_world(), log)
+    rng = torch.random.get_rng_state()  # a probed run then trains as one whose recipe named the probe's choice
     setup = build_setup(recipe, run.datasets, loaded, neighbours)
+    if recipe.probe and setup.world.size > 1:
+        log.info("probe: skipped with %d training processes; the recipe trains as it is", setup.world.size)
+    elif recipe.probe and probe_recipe(run, setup, loaded):  # the recipe changed: build it again
+        torch.random.set_rng_state(rng)
+        setup = build_setup(recipe, run.datasets, loaded, neighbours)
     start_weights = weights_copy(setup.model) if recipe.wiseft_alpha is not None else None  # before a resume
     checkpoint_dir = run.directory / "checkpoint"
     state = resume_state(checkpoint_dir, setup, log, lambda: check_stop(run))
@@ -334,6 +342,34 @@ def _execute(run: RunContext) -> RunOutcome:
     decision = decide(recipe.publish, metrics)
     log.info("%s", "to be served: " + decision.reason if decision.promote else decision.reason)
     return RunOutcome(RunStatus.FINISHED, metrics, artifact, decision)
+
+
+def probe_recipe(run: RunContext, setup: TrainSetup, loaded: LoadedModel) -> bool:
+    """Run the probe (:mod:`tunerflow.runs.probe`: how well the starting model already retrieves labels held
+    out of the training data), or take its kept result on a resume, and apply its choice to ``run.recipe`` in
+    place. True when the recipe changed (the setup must be built again); raises :class:`Interrupted` when the
+    run is cancelled or shut down while probing."""
+    recipe, log = run.recipe, run.log
+    result = load_result(run.directory)
+    if result is None:
+        setup.model.eval()  # the loop puts it back in training mode
+        backend = TorchBackend(
+            loaded,
+            device=str(setup.device),
+            dtype=DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32,
+            batch_size=recipe.eval_batch_size,
+            linear_kernel=step_forward_of(setup).kernel,
+        )
+        keep = ~validation_held_out(recipe, setup.labels)
+        result = run_probe(recipe, setup.dataset, keep, stoppable(backend.embed, run), log)
+        if result is None:
+            return False
+        save_result(run.directory, result)
+    log.info("probe: %s", result.describe())
+    run.probe = result.to_dict()
+    for option, value in result.changes.items():
+        setattr(recipe, option, value)
+    return bool(result.changes)
 
 
 def model_source(run: RunContext) -> ModelSource | str | Path:

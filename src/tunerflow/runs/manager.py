@@ -281,6 +281,8 @@ class RunManager(RunAdmin):
                 self._finish(record, RunStatus.FAILED, message)
         else:
             with self._lock:
+                if context.probe:  # the recipe the run trained with: the probe's choice applied
+                    record.probe, record.recipe = context.probe, context.recipe.to_dict()
                 record.metrics = outcome.metrics
                 if outcome.status is RunStatus.FINISHED:
                     record.artifact = str(outcome.artifact)

@@ -46,6 +46,7 @@ class RunRecord:
     data_aware: list = field(default_factory=list)  # the options chosen from the training data, with reasons
     data_statistics: dict = field(default_factory=dict)  # what they were chosen from
     hardware: list = field(default_factory=list)  # options left to auto chosen for this machine (precision)
+    probe: dict = field(default_factory=dict)  # what the recipe probe measured and chose (recipe: after its choice)
 
     def to_dict(self) -> dict:
         data = asdict(self)

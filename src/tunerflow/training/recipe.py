@@ -135,6 +135,11 @@ class Recipe:
         "batches: class (num_items_per_class texts per label), hard (as class, each batch's labels the "
         "starting model's nearest to each other), random (labels ignored); auto: class"
     )
+    probe: bool = option(
+        "before training, train each candidate loss and learning rate briefly (the recipe's own, NTXentLoss at "
+        "2e-5) on part of the training data and keep the one that retrieves best on labels held out of it; "
+        "data_aware sets it for pair data whose loss and rate the run leaves open"
+    )
     num_workers: int = option(
         "threads preparing the next batches while the model trains; 0: prepared in the loop", minimum=0, maximum=64
     )
