@@ -92,6 +92,8 @@ CANDIDATES.update(
         "data-aware-3e-5": {"data_aware": True, "learning_rate": 3e-5},
         "data-aware-ntxent-2e-5": {"data_aware": True, **NTXENT, "learning_rate": 2e-5},
         "data-aware-ntxent-5e-5": {"data_aware": True, **NTXENT, "learning_rate": 5e-5},
+        # the recipe probe (tunerflow.runs.probe) turned off: the data-aware recipe as it was before it
+        "data-aware-no-probe": {"data_aware": True, "probe": False},
     }
 )
 
@@ -227,6 +229,8 @@ def main() -> None:
             "queries": len(queries),
             "evaluated_on": "held out of train" if args.select else "dev",
             "data_aware": record.data_aware,
+            "probe": record.probe,  # what the recipe probe measured and chose; the recipe trained is the record's
+            "trained": {key: record.recipe.get(key) for key in ("loss", "miner", "learning_rate", "max_length")},
             "after": {k: (metrics.get("after") or {}).get(k) for k in SHOWN} if metrics.get("after") else None,
             "data": args.data.name,
             "train_docs": len(train),
