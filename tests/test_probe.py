@@ -89,13 +89,14 @@ def _run(manager, model_dir, name, **overrides):
     return record, load_file(f"{record.artifact}/model.safetensors")
 
 
+@pytest.mark.parametrize("head", [{}, {"output_dim": 16}], ids=["as-is", "new-head"])
 def test_a_probed_run_on_a_known_domain_trains_as_if_its_recipe_named_the_gentle_one(
-    tmp_path, tiny_model_dir, toy_probe, monkeypatch
+    tmp_path, tiny_model_dir, toy_probe, monkeypatch, head
 ):
     monkeypatch.setattr(probe, "KNOWN_AP", 0.0)  # any starting model "knows" the toy data
     manager = toy_manager(tmp_path / "home", start_worker=False)
     try:
-        probed, weights = _run(manager, tiny_model_dir, "probed", probe=True)
+        probed, weights = _run(manager, tiny_model_dir, "probed", probe=True, **head)
         result = probed.probe
         assert result["chosen"] == probe.GENTLE_NAME and result["changes"]["loss"] == "NTXentLoss"
         assert 0 < result["before"] <= 1 and result["queries"] > 0 and result["index"] > result["queries"]
@@ -104,7 +105,7 @@ def test_a_probed_run_on_a_known_domain_trains_as_if_its_recipe_named_the_gentle
         assert "probe: NTXentLoss 2e-5: the starting model already knows this data (average precision" in log
         assert json.loads((tmp_path / "home/runs/probed" / probe.PROBE_FILE).read_text()) == result
 
-        named, direct = _run(manager, tiny_model_dir, "named", **probe.GENTLE)
+        named, direct = _run(manager, tiny_model_dir, "named", **probe.GENTLE, **head)
         assert named.probe == {}
         assert probed.metrics["after"] == named.metrics["after"]
         assert all(torch.equal(weights[key], direct[key]) for key in direct)  # probing left no trace
@@ -136,5 +137,24 @@ def test_a_resumed_run_takes_the_kept_choice_without_probing_again(tmp_path, tin
         record = manager.run_now(started.run_name)
         assert "already knows this data (average precision 0.97000 on 9 held-out" in manager.logs("again")[0]
         assert record.recipe["loss"] == "NTXentLoss" and record.probe == kept.to_dict()
+    finally:
+        manager.close()
+
+
+def test_the_record_has_the_probe_and_its_recipe_before_training_ends(tmp_path, tiny_model_dir, toy_probe, monkeypatch):
+    from tunerflow.runs import execute
+
+    monkeypatch.setattr(probe, "KNOWN_AP", 0.0)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("training broke")
+
+    monkeypatch.setattr(execute, "train", failing)
+    manager = toy_manager(tmp_path / "home", start_worker=False)
+    try:
+        record = manager.run_now(manager.start(toy_options(tiny_model_dir, run_name="broken", probe=True)).run_name)
+        assert record.status.value == "FAILED"
+        saved = json.loads((tmp_path / "home/runs/broken/record.json").read_text())
+        assert saved["probe"]["chosen"] == probe.GENTLE_NAME and saved["recipe"]["loss"] == "NTXentLoss"
     finally:
         manager.close()

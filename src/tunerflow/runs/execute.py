@@ -83,7 +83,8 @@ class RunContext:
     # while the others wait, so a stop heard by rank 0 alone would leave them waiting).
     local_stop_reason: Callable[[], StopReason | None] | None = None
     data_aware: list[dict] | None = None  # the options chosen from the training data (the run record's)
-    probe: dict | None = None  # what the recipe probe measured and chose (tunerflow.runs.probe), once it has
+    probe: dict | None = None  # what the probe measured and chose (tunerflow.runs.probe), once it has
+    on_probe: Callable[[dict, Recipe], None] | None = None  # hears the probe's result and the recipe it leaves
 
 
 @dataclass
@@ -301,18 +302,16 @@ def _execute(run: RunContext) -> RunOutcome:
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
     loaded = load_model(model_source(run), pooling=recipe.pooling, max_length=recipe.max_length)
+    if recipe.probe and launched():
+        log.info("probe: skipped in a launched (torchrun) run; the recipe trains as it is")
+    elif recipe.probe:
+        probe_recipe(run, loaded)  # the starting model as loaded (no new head): its choice goes into the recipe
     neighbours = None
     if recipe.sampler == Sampler.HARD:  # by the model as loaded, before any training (and kept for a resume)
         dataset = run.datasets.get(recipe.train_data)
         keep = ~validation_held_out(recipe, dataset.labels())
         neighbours = hard_batch_neighbours(recipe, loaded, dataset, keep, run.directory, current_world(), log)
-    rng = torch.random.get_rng_state()  # a probed run then trains as one whose recipe named the probe's choice
     setup = build_setup(recipe, run.datasets, loaded, neighbours)
-    if recipe.probe and setup.world.size > 1:
-        log.info("probe: skipped with %d training processes; the recipe trains as it is", setup.world.size)
-    elif recipe.probe and probe_recipe(run, setup, loaded):  # the recipe changed: build it again
-        torch.random.set_rng_state(rng)
-        setup = build_setup(recipe, run.datasets, loaded, neighbours)
     start_weights = weights_copy(setup.model) if recipe.wiseft_alpha is not None else None  # before a resume
     checkpoint_dir = run.directory / "checkpoint"
     state = resume_state(checkpoint_dir, setup, log, lambda: check_stop(run))
@@ -344,32 +343,35 @@ def _execute(run: RunContext) -> RunOutcome:
     return RunOutcome(RunStatus.FINISHED, metrics, artifact, decision)
 
 
-def probe_recipe(run: RunContext, setup: TrainSetup, loaded: LoadedModel) -> bool:
+def probe_recipe(run: RunContext, loaded: LoadedModel) -> None:
     """Run the probe (:mod:`tunerflow.runs.probe`: how well the starting model already retrieves labels held
     out of the training data), or take its kept result on a resume, and apply its choice to ``run.recipe`` in
-    place. True when the recipe changed (the setup must be built again); raises :class:`Interrupted` when the
-    run is cancelled or shut down while probing."""
+    place; ``run.on_probe`` hears it. Embedding draws nothing from the random generators, so the run then
+    trains as one whose recipe named the choice. Raises :class:`Interrupted` when the run is cancelled or
+    shut down while probing."""
     recipe, log = run.recipe, run.log
     result = load_result(run.directory)
     if result is None:
-        setup.model.eval()  # the loop puts it back in training mode
+        device = resolve_device(recipe.device)
         backend = TorchBackend(
             loaded,
-            device=str(setup.device),
+            device=str(device),
             dtype=DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32,
             batch_size=recipe.eval_batch_size,
-            linear_kernel=step_forward_of(setup).kernel,
+            linear_kernel=choose_linear_kernel(recipe.linear_kernel, cpu_features(), device),
         )
-        keep = ~validation_held_out(recipe, setup.labels)
-        result = run_probe(recipe, setup.dataset, keep, stoppable(backend.embed, run), log)
+        dataset = run.datasets.get(recipe.train_data)
+        keep = ~validation_held_out(recipe, dataset.labels())
+        result = run_probe(recipe, dataset, keep, stoppable(backend.embed, run), log)
         if result is None:
-            return False
+            return
         save_result(run.directory, result)
     log.info("probe: %s", result.describe())
-    run.probe = result.to_dict()
     for option, value in result.changes.items():
         setattr(recipe, option, value)
-    return bool(result.changes)
+    run.probe = result.to_dict()
+    if run.on_probe is not None:
+        run.on_probe(run.probe, recipe)
 
 
 def model_source(run: RunContext) -> ModelSource | str | Path:

@@ -255,6 +255,7 @@ class RunManager(RunAdmin):
             log=run_log,
             stop_reason=lambda: self._stop_reason(name),
             data_aware=record.data_aware,
+            on_probe=lambda result, recipe: self._probed(record, directory, result, recipe),
         )
         with self._lock:
             self._active = context
@@ -281,8 +282,6 @@ class RunManager(RunAdmin):
                 self._finish(record, RunStatus.FAILED, message)
         else:
             with self._lock:
-                if context.probe:  # the recipe the run trained with: the probe's choice applied
-                    record.probe, record.recipe = context.probe, context.recipe.to_dict()
                 record.metrics = outcome.metrics
                 if outcome.status is RunStatus.FINISHED:
                     record.artifact = str(outcome.artifact)
@@ -307,6 +306,12 @@ class RunManager(RunAdmin):
         """Whether a run may name ``model`` here (ModelNotAvailableError says what to do if not); no server paths."""
         source = self._model_source(model)
         return {"model": model, "available": True, "artifact": source.is_artifact}
+
+    def _probed(self, record: RunRecord, directory: Path, result: dict, recipe: Recipe) -> None:
+        """The probe's result, and the recipe the run now trains with, into the run's record at once."""
+        with self._lock:
+            record.probe, record.recipe = result, recipe.to_dict()
+            record.save(directory)
 
     def _model_source(self, model: str) -> ModelSource:
         """A run's model from the catalogue; the tuner's own default (config.yml, its ``recipe``) is trusted."""
