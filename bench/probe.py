@@ -22,9 +22,11 @@ import numpy as np
 
 from common import append_result, machine  # bench/ is on sys.path when this script runs
 from tunerflow.artifact import load_model
+from tunerflow.artifact.open import load_tokenizer
 from tunerflow.data import read_jsonl, whole_clusters
 from tunerflow.data.store import DatasetStore
 from tunerflow.inference.torch_backend import TorchBackend
+from tunerflow.modeling.sources import resolve_source
 from tunerflow.options import DType
 from tunerflow.runs.data_aware import measure
 from tunerflow.runs.probe import KNOWN_AP, run_probe
@@ -55,9 +57,9 @@ def main() -> None:
         store.append("train", train)
         dataset = store.get("train")
         counts = np.array(list(Counter(r.label for r in train).values()))
-        loaded = load_model(recipe.model, pooling=recipe.pooling)
-        stats = measure(dataset, loaded.tokenizer, loaded.spec.max_length, recipe.seed)
-        chosen = choose(stats, recipe.to_dict(), (), evaluated=True, model_max_length=loaded.spec.max_length)
+        tokenizer, model_max = load_tokenizer(resolve_source(recipe.model))  # what a run's data-aware choice reads
+        stats = measure(dataset, tokenizer, model_max, recipe.seed)
+        chosen = choose(stats, recipe.to_dict(), (), evaluated=True, model_max_length=model_max)
         max_length = next(c.value for c in chosen if c.option == "max_length")  # a run's data-aware max_length
         loaded = load_model(recipe.model, pooling=recipe.pooling, max_length=max_length)
         backend = TorchBackend(loaded, dtype=DType(args.dtype), batch_size=recipe.eval_batch_size)

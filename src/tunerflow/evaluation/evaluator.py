@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,23 +65,6 @@ def evaluate(
         distance: ``cosine`` (on unit vectors), ``euclidean`` or ``sqeuclidean`` (on the embeddings as they
             come: with a normalising model all three rank alike).
     """
-    totals = dict.fromkeys(METRIC_NAMES, 0.0)
-    count = 0
-    for metrics in per_query(embed, data, limit, exclude_self, distance):
-        for name, value in metrics.items():
-            totals[name] += value
-        count += 1
-    return {metric_key(name, prefix): total / max(count, 1) for name, total in totals.items()}
-
-
-def per_query(
-    embed: Callable[[list[str]], np.ndarray],
-    data: EvaluationSet,
-    limit: int = 20,
-    exclude_self: bool = True,
-    distance: str = "cosine",
-) -> Iterator[dict[str, float]]:
-    """Each query's metrics (unprefixed names), in query order: what :func:`evaluate` averages."""
     distance = getattr(distance, "value", distance)
     if distance not in ("cosine", "euclidean", "sqeuclidean"):
         raise ValueError(f"unknown distance {distance!r}")  # the recipe's Distance enum lists the three
@@ -92,6 +75,7 @@ def per_query(
         index_ids, index_labels = data.index_ids, data.index_labels
     else:
         index, index_ids, index_labels = queries, data.query_ids, data.query_labels
+    totals = dict.fromkeys(METRIC_NAMES, 0.0)
     label_counts = Counter(index_labels)
     id_position = {doc_id: position for position, doc_id in enumerate(index_ids)}
     for start in range(0, len(queries), _CHUNK):
@@ -102,7 +86,10 @@ def per_query(
             matches = top_matches(scores, limit, skip=own)
             relevance = [int(index_labels[m] == data.query_labels[q]) for m in matches]
             max_rel = label_counts[data.query_labels[q]] - (1 if own is not None else 0)
-            yield query_metrics(relevance, max_rel)
+            for name, value in query_metrics(relevance, max_rel).items():
+                totals[name] += value
+    count = max(len(queries), 1)
+    return {metric_key(name, prefix): total / count for name, total in totals.items()}
 
 
 def top_matches(scores: np.ndarray, limit: int, skip: int | None = None) -> list[int]:

@@ -83,7 +83,6 @@ class RunContext:
     # while the others wait, so a stop heard by rank 0 alone would leave them waiting).
     local_stop_reason: Callable[[], StopReason | None] | None = None
     data_aware: list[dict] | None = None  # the options chosen from the training data (the run record's)
-    probe: dict | None = None  # what the probe measured and chose (tunerflow.runs.probe), once it has
     on_probe: Callable[[dict, Recipe], None] | None = None  # hears the probe's result and the recipe it leaves
 
 
@@ -369,9 +368,8 @@ def probe_recipe(run: RunContext, loaded: LoadedModel) -> None:
     log.info("probe: %s", result.describe())
     for option, value in result.changes.items():
         setattr(recipe, option, value)
-    run.probe = result.to_dict()
     if run.on_probe is not None:
-        run.on_probe(run.probe, recipe)
+        run.on_probe(result.to_dict(), recipe)
 
 
 def model_source(run: RunContext) -> ModelSource | str | Path:
