@@ -8,6 +8,7 @@ metadata; HTTP goes straight to the tunerflow gateway's REST side with
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -151,8 +152,28 @@ class Connection:
         return output
 
     def _encode_http(self, texts: list[str], size: int, in_flight: int) -> np.ndarray:
+        """Over HTTP the embeddings come from ``/v1/embeddings`` in base64 (little-endian float32).
+
+        Reading ``/encode``'s JSON numbers took 12.3 ms (median) for 512 embeddings of 384 dimensions, on the
+        same cores as the encoder; base64 takes 4.4 ms, in half the bytes (bench/RESULTS.md, "HTTP answers in
+        base64").
+        A block with an empty text, which the OpenAI shape refuses, goes to ``/encode``, as does every block
+        once a gateway without the route (404) has answered.
+        """
+        openai_route = [True]
+
         def part(start: int) -> np.ndarray:
             block = texts[start : start + size]
+            if openai_route[0] and all(block):
+                try:
+                    body = self._post_json("/v1/embeddings", {"input": block, "encoding_format": "base64"})
+                except RemoteError as error:
+                    if error.status != 404:
+                        raise
+                    openai_route[0] = False
+                else:
+                    items = sorted(body["data"], key=lambda item: item["index"])
+                    return np.stack([np.frombuffer(base64.b64decode(item["embedding"]), "<f4") for item in items])
             body = self._http("/encode", [{"id": str(i), "text": t} for i, t in enumerate(block)], {})
             by_id = {doc["id"]: doc["embedding"] for doc in body["data"]}
             return np.asarray([by_id[str(i)] for i in range(len(block))], dtype=np.float32)
@@ -199,10 +220,13 @@ class Connection:
             raise RemoteError(f"cannot reach {self.host}: {error}; is the Flow running?") from None
 
     def _http(self, endpoint: str, data: list[dict], parameters: dict) -> dict:
+        return self._post_json(endpoint, {"data": data, "parameters": parameters})
+
+    def _post_json(self, endpoint: str, payload: dict) -> dict:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        body = orjson.dumps({"data": data, "parameters": parameters}, option=orjson.OPT_NON_STR_KEYS)
+        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
         request = urllib.request.Request(self.host.rstrip("/") + endpoint, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as answer:

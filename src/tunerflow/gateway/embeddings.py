@@ -13,8 +13,10 @@ from enum import Enum
 from typing import TYPE_CHECKING, List, Optional, Union
 
 import numpy as np
+import orjson
 from docarray import DocList
 from fastapi import Request
+from fastapi.responses import Response
 from pydantic import BaseModel, conlist, constr
 
 from tunerflow.gateway.forward import ForwardError
@@ -79,19 +81,21 @@ def add_embeddings_route(app: FastAPI, forwarder: Forwarder) -> None:
         except ForwardError as error:
             return error_response(error.status, error.message)
         by_id = {doc.id: np.asarray(doc.embedding, dtype="<f4") for doc in answer.docs}
-        data = []
-        for index in range(len(texts)):
-            vector = by_id[str(index)]
-            value = (
-                base64.b64encode(vector.tobytes()).decode()
-                if body.encoding_format is EncodingFormat.BASE64
-                else vector.tolist()
-            )
-            data.append(Embedding(index=index, embedding=value))
+        vectors = [by_id[str(index)] for index in range(len(texts))]
+        if body.encoding_format is EncodingFormat.BASE64:
+            values = [base64.b64encode(vector.tobytes()).decode() for vector in vectors]
+        else:
+            values = vectors  # float32 numbers, written by orjson
         words = sum(len(text.split()) for text in texts)
-        return EmbeddingsResponse(
-            data=data, model=body.model or ServedModelName, usage=Usage(prompt_tokens=words, total_tokens=words)
-        )
+        answer_body = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": index, "embedding": value} for index, value in enumerate(values)],
+            "model": body.model or ServedModelName,
+            "usage": {"prompt_tokens": words, "total_tokens": words},
+        }
+        # EmbeddingsResponse's shape, written straight: FastAPI's own path validates the answer again and walks
+        # every number through jsonable_encoder (bench/RESULTS.md, "HTTP answers in base64")
+        return Response(orjson.dumps(answer_body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
     embeddings.__annotations__ = {"request": Request, "body": EmbeddingsRequest, "return": EmbeddingsResponse}
     app.add_api_route(
