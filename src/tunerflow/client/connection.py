@@ -173,6 +173,8 @@ class Connection:
                     openai_route[0] = False
                 else:
                     items = sorted(body["data"], key=lambda item: item["index"])
+                    if [item["index"] for item in items] != list(range(len(block))):
+                        raise RemoteError(f"the encoder answered {len(items)} of {len(block)} texts")
                     return np.stack([np.frombuffer(base64.b64decode(item["embedding"]), "<f4") for item in items])
             body = self._http("/encode", [{"id": str(i), "text": t} for i, t in enumerate(block)], {})
             by_id = {doc["id"]: doc["embedding"] for doc in body["data"]}
