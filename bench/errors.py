@@ -69,14 +69,20 @@ def main() -> None:
         dtype=DType("float32"),
         batch_size=recipe.eval_batch_size,
     )
-    errors = top1_errors(
-        queries, index, backend.embed([q.text for q in queries]), backend.embed([r.text for r in index])
+    errors = top1_errors(  # unit vectors: the products are cosine similarities
+        queries,
+        index,
+        backend.embed([q.text for q in queries], normalize=True),
+        backend.embed([r.text for r in index], normalize=True),
     )
     sample = random.Random(args.seed).sample(errors, min(args.sample, len(errors)))
     for number, error in enumerate(sample, 1):
         print(f"{number:2d}. {error['query']}")
         print(f"    first  {error['first_similarity']:.3f}  {error['first']}")
-        print(f"    match  {error['match_similarity']:.3f}  {error['match']}")
+        if error["match"] is None:
+            print("    match  none: no indexed text has the query's label")
+        else:
+            print(f"    match  {error['match_similarity']:.3f}  {error['match']}")
     row = {
         "data": args.data.name,
         "command": " ".join(["python", *sys.argv]),

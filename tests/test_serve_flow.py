@@ -126,12 +126,18 @@ def test_concurrent_small_requests_are_batched_and_each_gets_its_own_embeddings(
         np.testing.assert_allclose(np.stack([np.asarray(d.embedding) for d in answer]), expected, atol=1e-5)
 
 
-def test_client_encode_streams_requests_in_flight_and_restores_order(tiny_model_dir, tmp_path):
+def test_client_encode_streams_requests_in_flight_and_restores_order(tiny_model_dir, tmp_path, monkeypatch):
     """Connection.encode with several requests on their way at a time (one gRPC stream capped by prefetch,
-    HTTP in threads): every text's own embedding, in order, whatever the cap."""
+    HTTP in threads): every text's own embedding, in order, whatever the cap. Over HTTP the blocks go to
+    /v1/embeddings in base64, the one with an empty text to /encode."""
     from tests.flows import WRITE_KEY
     from tunerflow.api import get_model
     from tunerflow.client.connection import Connection
+
+    routes, post_json = [], Connection._post_json
+    monkeypatch.setattr(
+        Connection, "_post_json", lambda self, path, body: routes.append(path) or post_json(self, path, body)
+    )
 
     texts = [f"text number {i} " + "word " * (i % 7) for i in range(23)]
     texts[9] = ""  # HTTP: its block goes to /encode (the OpenAI route refuses empty texts), the others in base64
@@ -143,3 +149,4 @@ def test_client_encode_streams_requests_in_flight_and_restores_order(tiny_model_
             for in_flight in (1, 3):
                 embeddings = connection.encode(texts, batch_size=4, in_flight=in_flight)
                 np.testing.assert_allclose(embeddings, expected, atol=1e-5, err_msg=f"{host} in_flight={in_flight}")
+    assert routes.count("/encode") == 2 and routes.count("/v1/embeddings") == 10  # 6 blocks of 4, twice over HTTP

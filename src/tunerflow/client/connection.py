@@ -79,6 +79,7 @@ class Connection:
         self.host = host or default_host()
         self.api_key = api_key or os.environ.get(API_KEY_ENV) or None
         self.http = self.host.startswith("http")
+        self._openai_route = True  # HTTP encode: False once the gateway answered 404 for /v1/embeddings
         self.client = None
         if not self.http:
             from jina import Client
@@ -158,27 +159,22 @@ class Connection:
         same cores as the encoder; base64 takes 4.4 ms, in half the bytes (bench/RESULTS.md, "HTTP answers in
         base64").
         A block with an empty text, which the OpenAI shape refuses, goes to ``/encode``, as does every block
-        once a gateway without the route (404) has answered.
+        once a gateway without the route has answered 404 on this connection.
         """
-        openai_route = [True]
 
         def part(start: int) -> np.ndarray:
             block = texts[start : start + size]
-            if openai_route[0] and all(block):
+            if self._openai_route and all(block):
                 try:
                     body = self._post_json("/v1/embeddings", {"input": block, "encoding_format": "base64"})
                 except RemoteError as error:
                     if error.status != 404:
                         raise
-                    openai_route[0] = False
+                    self._openai_route = False  # only ever turned off: threads may race here harmlessly
                 else:
-                    items = sorted(body["data"], key=lambda item: item["index"])
-                    if [item["index"] for item in items] != list(range(len(block))):
-                        raise RemoteError(f"the encoder answered {len(items)} of {len(block)} texts")
-                    return np.stack([np.frombuffer(base64.b64decode(item["embedding"]), "<f4") for item in items])
+                    return _answer_rows("/v1/embeddings", len(block), _base64_rows, body)
             body = self._http("/encode", [{"id": str(i), "text": t} for i, t in enumerate(block)], {})
-            by_id = {doc["id"]: doc["embedding"] for doc in body["data"]}
-            return np.asarray([by_id[str(i)] for i in range(len(block))], dtype=np.float32)
+            return _answer_rows("/encode", len(block), _encode_rows, body)
 
         starts = range(0, len(texts), size)
         if in_flight == 1 or len(starts) == 1:
@@ -242,6 +238,33 @@ class Connection:
             raise kind(f"{endpoint} refused ({error.code}): {detail}", error.code) from None
         except OSError as error:
             raise RemoteError(f"cannot reach {self.host}: {error}; is the Flow running?") from None
+
+
+def _base64_rows(body: dict, count: int) -> np.ndarray:
+    items = sorted(body["data"], key=lambda item: item["index"])
+    if [item["index"] for item in items] != list(range(count)):
+        raise ValueError(f"embedding indices are not 0..{count - 1} ({len(items)} answered)")
+    return np.stack([np.frombuffer(base64.b64decode(item["embedding"], validate=True), "<f4") for item in items])
+
+
+def _encode_rows(body: dict, count: int) -> np.ndarray:
+    by_id = {doc["id"]: doc["embedding"] for doc in body["data"]}
+    missing = [str(i) for i in range(count) if str(i) not in by_id]
+    if missing:
+        raise ValueError(f"{count - len(missing)} of {count} documents answered")
+    return np.asarray([by_id[str(i)] for i in range(count)], dtype=np.float32)
+
+
+def _answer_rows(endpoint: str, count: int, read, body: dict) -> np.ndarray:
+    """``read(body, count)``'s rows, or RemoteError naming what in ``endpoint``'s answer was off."""
+    try:
+        rows = read(body, count)
+    except (KeyError, TypeError, ValueError) as error:  # binascii.Error is a ValueError
+        problem = f"{type(error).__name__}: {error}"
+        raise RemoteError(f"{endpoint} answered what the client cannot read ({problem})") from None
+    if rows.ndim != 2 or len(rows) != count:
+        raise RemoteError(f"{endpoint} answered {len(rows)} embeddings for {count} texts")
+    return rows
 
 
 def _chunks(docs: Iterable, size: int) -> Iterator:

@@ -82,10 +82,12 @@ def add_embeddings_route(app: FastAPI, forwarder: Forwarder) -> None:
             return error_response(error.status, error.message)
         by_id = {doc.id: np.asarray(doc.embedding, dtype="<f4") for doc in answer.docs}
         vectors = [by_id[str(index)] for index in range(len(texts))]
+        if not all(np.isfinite(vector).all() for vector in vectors):
+            return error_response(500, "the encoder answered embeddings that are not finite numbers (NaN or infinity)")
         if body.encoding_format is EncodingFormat.BASE64:
             values = [base64.b64encode(vector.tobytes()).decode() for vector in vectors]
         else:
-            values = vectors  # float32 numbers, written by orjson
+            values = [vector.tolist() for vector in vectors]  # Python floats: the numbers as json wrote them before
         words = sum(len(text.split()) for text in texts)
         answer_body = {
             "object": "list",
@@ -95,7 +97,7 @@ def add_embeddings_route(app: FastAPI, forwarder: Forwarder) -> None:
         }
         # EmbeddingsResponse's shape, written straight: FastAPI's own path validates the answer again and walks
         # every number through jsonable_encoder (bench/RESULTS.md, "HTTP answers in base64")
-        return Response(orjson.dumps(answer_body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+        return Response(orjson.dumps(answer_body), media_type="application/json")
 
     embeddings.__annotations__ = {"request": Request, "body": EmbeddingsRequest, "return": EmbeddingsResponse}
     app.add_api_route(
