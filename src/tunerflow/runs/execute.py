@@ -31,7 +31,7 @@ from tunerflow.modeling.loading import with_head
 from tunerflow.modeling.sources import ModelSource
 from tunerflow.options import DType, LinearKernel, Precision, Sampler
 from tunerflow.runs.gate import Decision, decide
-from tunerflow.runs.hard_batches import hard_batch_neighbours
+from tunerflow.runs.hard_batches import hard_batch_neighbours, starting_model_embedder
 from tunerflow.runs.plot import plot_run
 from tunerflow.runs.precision import precision_checker, quality_probe
 from tunerflow.runs.probe import load_result, run_probe, save_result
@@ -351,17 +351,10 @@ def probe_recipe(run: RunContext, loaded: LoadedModel) -> None:
     recipe, log = run.recipe, run.log
     result = load_result(run.directory)
     if result is None:
-        device = resolve_device(recipe.device)
-        backend = TorchBackend(
-            loaded,
-            device=str(device),
-            dtype=DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32,
-            batch_size=recipe.eval_batch_size,
-            linear_kernel=choose_linear_kernel(recipe.linear_kernel, cpu_features(), device),
-        )
         dataset = run.datasets.get(recipe.train_data)
         keep = ~validation_held_out(recipe, dataset.labels())
-        result = run_probe(recipe, dataset, keep, stoppable(backend.embed, run), log)
+        embed = starting_model_embedder(recipe, loaded).embed
+        result = run_probe(recipe, dataset, keep, stoppable(embed, run), log)
         if result is None:
             return
         save_result(run.directory, result)

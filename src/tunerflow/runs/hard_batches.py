@@ -36,6 +36,20 @@ def neighbour_count(recipe: Recipe) -> int:
     return 2 * max(2, recipe.batch_size // recipe.num_items_per_class)
 
 
+def starting_model_embedder(recipe: Recipe, loaded: LoadedModel) -> TorchBackend:
+    """The model as loaded (before any training) embedding in the run's precision, on its device, with the
+    linear kernel chosen for this CPU: what hard batches and the recipe probe read. It puts the model in eval
+    mode; the training loop sets train mode again at each epoch."""
+    device = resolve_device(recipe.device)
+    return TorchBackend(
+        loaded,
+        device=str(device),
+        dtype=DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32,
+        batch_size=recipe.eval_batch_size,
+        linear_kernel=choose_linear_kernel(recipe.linear_kernel, cpu_features(), device),
+    )
+
+
 def hard_batch_neighbours(
     recipe: Recipe,
     loaded: LoadedModel,
@@ -87,14 +101,7 @@ def _compute(
     _, starts = np.unique(labels[order], return_index=True)
     chosen = np.concatenate([order[start : start + TEXTS_PER_LABEL] for start in starts])
     if embed is None:
-        dtype = DType.BFLOAT16 if recipe.precision == "bf16" else DType.FLOAT32
-        device = resolve_device(recipe.device)
-        kernel = choose_linear_kernel(recipe.linear_kernel, cpu_features(), device)
-        backend = TorchBackend(
-            loaded, device=recipe.device, dtype=dtype, batch_size=recipe.eval_batch_size, linear_kernel=kernel
-        )
-        embed = backend.embed
-        loaded.model.eval()
+        embed = starting_model_embedder(recipe, loaded).embed
     vectors = np.asarray(embed([record.text for record in dataset.read(chosen)]), dtype=np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     centroids = np.zeros((count, vectors.shape[1]), dtype=np.float32)
