@@ -90,6 +90,8 @@ CANDIDATES.update(
         # Issue 13, a domain the model already knows (Quora): gentler rates, and the loss it was trained with
         "data-aware-1e-5": {"data_aware": True, "learning_rate": 1e-5},
         "data-aware-3e-5": {"data_aware": True, "learning_rate": 3e-5},
+        # Issue 13, pairs at 15,000 texts: whole small clusters per batch (m 4, the old default's)
+        "data-aware-m4": {"data_aware": True, "num_items_per_class": 4},
         "data-aware-ntxent-2e-5": {"data_aware": True, **NTXENT, "learning_rate": 2e-5},
         "data-aware-ntxent-5e-5": {"data_aware": True, **NTXENT, "learning_rate": 5e-5},
         # the recipe probe (tunerflow.runs.probe) turned off: the data-aware recipe as it was before it
@@ -107,6 +109,9 @@ def _with_seeds(name: str, overrides: dict) -> None:
 
 for _kernel in ("torch", "bits"):  # issue 14: dropout masks from torch's bernoulli_ or from 16-bit words
     _with_seeds(f"data-aware-dropout-{_kernel}", {"dropout_kernel": _kernel})
+# Issue 13, pairs at 15,000 texts: config.yml's m and rate against the small-pairs rule, named (4 seeds each)
+_with_seeds("data-aware-m4-3e-5", {"num_items_per_class": 4, "learning_rate": 3e-5})
+_with_seeds("data-aware-m2-1e-4", {"num_items_per_class": 2, "learning_rate": 1e-4})
 for _precision in ("fp32", "bf16"):  # issue 14: training precision (precision: auto picks bf16 on AMX)
     _with_seeds(f"data-aware-{_precision}", {"precision": _precision})
 # Issue 13's search for the data-aware rules (chosen with --select, on texts held out of train).
