@@ -9,6 +9,7 @@ from tests.training_helpers import toy_manager, toy_options
 from tunerflow.settings import section
 from tunerflow.training.data_defaults import (
     CHOSEN,
+    MANY_PAIRS_TEXTS,
     MAX_EPOCHS,
     SAMPLE_BUDGET,
     SMALL_DATA_TEXTS,
@@ -77,6 +78,24 @@ def test_quora_like_pairs_take_two_per_label():
     assert rate.value == TUNED_LEARNING_RATE and rate.reason.startswith("pair data: 0.0001 gained more than 3e-05")
     epochs = choices["epochs"]  # 2,650 texts would get 10 epochs as clusters; pairs gained too little from them
     assert epochs.value == DEFAULTS["epochs"] and not epochs.changed and "pair data" in epochs.reason
+
+
+def test_large_pair_data_keeps_config_m_and_rate():
+    def pairs(texts: int) -> dict:
+        counts = np.array([2] * (texts * 4 // 10) + [4] * (texts // 20))  # 80 % of the labels are pairs
+        stats = data_statistics(counts, np.full(2000, 17))
+        assert stats.pairs and stats.texts == texts
+        return _choices(stats)
+
+    large = pairs(MANY_PAIRS_TEXTS)
+    m, rate = large["num_items_per_class"], large["learning_rate"]
+    assert m.value == DEFAULTS["num_items_per_class"] and not m.changed and "m 4 at 3e-5 gained" in m.reason
+    assert rate.value == DEFAULTS["learning_rate"] and not rate.changed and "(>= 10000)" in rate.reason
+    assert large["probe"].value is True  # the probe still decides whether the model already knows the domain
+    small = pairs(MANY_PAIRS_TEXTS - 20)
+    assert small["num_items_per_class"].value == 2 and small["learning_rate"].value == TUNED_LEARNING_RATE
+    clusters = _choices(data_statistics(np.full(MANY_PAIRS_TEXTS // 4, 4), np.full(100, 10)))
+    assert clusters["learning_rate"].value == TUNED_LEARNING_RATE  # the rule is for pairs only
 
 
 def test_median_below_m_caps_m_and_long_texts_are_capped_at_the_model():
