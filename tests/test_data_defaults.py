@@ -92,6 +92,9 @@ def test_large_pair_data_keeps_config_m_and_rate():
     assert m.value == DEFAULTS["num_items_per_class"] and not m.changed and "m 4 at 3e-5 gained" in m.reason
     assert rate.value == DEFAULTS["learning_rate"] and not rate.changed and "(>= 10000)" in rate.reason
     assert large["probe"].value is True  # the probe still decides whether the model already knows the domain
+    stats = data_statistics(np.array([2] * 4000 + [4] * 500), np.full(2000, 17))
+    named = _choices(stats, given={"num_items_per_class"})["probe"]  # the probe's recipe sets m: not probed
+    assert named.value is False and "the run sets num_items_per_class" in named.reason
     small = pairs(MANY_PAIRS_TEXTS - 20)
     assert small["num_items_per_class"].value == 2 and small["learning_rate"].value == TUNED_LEARNING_RATE
     clusters = _choices(data_statistics(np.full(MANY_PAIRS_TEXTS // 4, 4), np.full(100, 10)))

@@ -63,7 +63,7 @@ CHOSEN = ("max_length", "num_items_per_class", "loss", "learning_rate", "probe",
 # Those a rule can change today (loss is logged as kept, with the reason).
 RULED = ("max_length", "num_items_per_class", "learning_rate", "probe", "epochs", "val_split")
 # What the probe may change (tunerflow.runs.probe): with any of them set by the run it is not turned on.
-PROBED = ("loss", "loss_options", "miner", "miner_options", "learning_rate")
+PROBED = ("loss", "loss_options", "miner", "miner_options", "learning_rate", "num_items_per_class")
 NO_MEASUREMENT = "no measurement yet ties it to the data's shape"
 
 

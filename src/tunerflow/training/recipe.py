@@ -138,8 +138,9 @@ class Recipe:
     probe: bool = option(
         "before training, the starting model retrieves labels held out of the training data; at average "
         "precision >= 0.95 (it already knows the domain) the run trains with NTXentLoss at 2e-5 (temperature "
-        "0.05, no miner) instead; data_aware sets it for pair data of 10,000 texts or more that leaves loss, "
-        "miner and learning_rate open; skipped in a launched (torchrun) run"
+        "0.05, no miner, num_items_per_class 2) instead; data_aware sets it for pair data of 10,000 texts or "
+        "more that leaves loss, miner, learning_rate and num_items_per_class open; skipped in a launched "
+        "(torchrun) run"
     )
     num_workers: int = option(
         "threads preparing the next batches while the model trains; 0: prepared in the loop", minimum=0, maximum=64
