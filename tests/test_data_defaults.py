@@ -81,19 +81,18 @@ def test_quora_like_pairs_take_two_per_label():
 
 
 def test_large_pair_data_keeps_config_m_and_rate():
-    def pairs(texts: int) -> dict:
+    def pairs(texts: int, given=()) -> dict:
         counts = np.array([2] * (texts * 4 // 10) + [4] * (texts // 20))  # 80 % of the labels are pairs
         stats = data_statistics(counts, np.full(2000, 17))
         assert stats.pairs and stats.texts == texts
-        return _choices(stats)
+        return _choices(stats, given=given)
 
     large = pairs(MANY_PAIRS_TEXTS)
     m, rate = large["num_items_per_class"], large["learning_rate"]
     assert m.value == DEFAULTS["num_items_per_class"] and not m.changed and "m 4 at 3e-5 gained" in m.reason
     assert rate.value == DEFAULTS["learning_rate"] and not rate.changed and "(>= 10000)" in rate.reason
     assert large["probe"].value is True  # the probe still decides whether the model already knows the domain
-    stats = data_statistics(np.array([2] * 4000 + [4] * 500), np.full(2000, 17))
-    named = _choices(stats, given={"num_items_per_class"})["probe"]  # the probe's recipe sets m: not probed
+    named = pairs(MANY_PAIRS_TEXTS, given={"num_items_per_class"})["probe"]  # the probe's recipe sets m: not probed
     assert named.value is False and "the run sets num_items_per_class" in named.reason
     small = pairs(MANY_PAIRS_TEXTS - 20)
     assert small["num_items_per_class"].value == 2 and small["learning_rate"].value == TUNED_LEARNING_RATE
